@@ -1,0 +1,135 @@
+"""Starlette wiring: /ws, /healthz, /readyz and the static chat page at /."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from backend.config import Config
+from backend.connection import CLOSE_TRY_AGAIN_LATER, Connection
+from backend.hub import Hub
+from backend.plugins import load_frontends
+from model.generator import Generator, JoeyGenerator
+
+log = logging.getLogger("joey.app")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer")]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware, so WebSocket traffic passes through untouched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def load_generator(config: Config) -> JoeyGenerator:
+    return JoeyGenerator.load(config.base_model, config.adapter or None, max_batch=config.max_batch,
+                              threads=config.engine_threads, context=config.context_tokens)
+
+
+def origin_allowed(websocket: WebSocket, config: Config) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:  # not a browser: Origin is a browser-enforced signal only
+        return True
+    allowed = config.origins()
+    if "*" in allowed or origin in allowed:
+        return True
+    host = websocket.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def api_key_ok(websocket: WebSocket, config: Config) -> bool:
+    if not config.api_key:
+        return True
+    auth = websocket.headers.get("authorization", "")
+    given = auth[7:] if auth.lower().startswith("bearer ") else websocket.query_params.get("api_key", "")
+    return hmac.compare_digest(given.encode(), config.api_key.encode())
+
+
+def create_app(config: Config, generator: Generator | None = None) -> Starlette:
+    connections: set[Connection] = set()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        gen = generator or await asyncio.to_thread(load_generator, config)
+        context = getattr(gen, "context", None)
+        if context is not None and config.max_new_tokens > context - 32:
+            raise ValueError(f"max_new_tokens={config.max_new_tokens} leaves too little of the "
+                             f"{context}-token context for the conversation")
+        gen.start()
+        hub = Hub(gen, config)
+        hub.start()
+        app.state.generator, app.state.hub = gen, hub
+        frontends = load_frontends(config, hub)
+        for frontend in frontends:
+            await frontend.start()
+        try:
+            yield
+        finally:
+            for frontend in reversed(frontends):
+                await frontend.stop()
+            await hub.stop()
+            gen.stop()
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        # Refusals before accept() become an HTTP 403 on the handshake.
+        if not origin_allowed(websocket, config) or not api_key_ok(websocket, config):
+            await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        if len(connections) >= config.max_connections:
+            await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="too many connections")
+            return
+        connection = Connection(websocket, websocket.app.state.hub, config)
+        connections.add(connection)
+        try:
+            await connection.serve()
+        finally:
+            connections.discard(connection)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        gen = getattr(request.app.state, "generator", None)
+        hub = getattr(request.app.state, "hub", None)
+        ready = gen is not None and gen.ready
+        body = {"ready": ready, "model": config.base_model, "adapter": config.adapter or None,
+                "sessions": len(hub.sessions) if hub else 0, "connections": len(connections)}
+        engine = getattr(gen, "engine", None)
+        if engine is not None:
+            body["engine"] = {"running": engine.running, "active": engine.active, "waiting": engine.waiting,
+                              "tokens_generated": engine.tokens_generated}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    routes = [WebSocketRoute("/ws", websocket_endpoint), Route("/healthz", healthz), Route("/readyz", readyz)]
+    if Path(config.web_root).is_dir():
+        routes.append(Mount("/", StaticFiles(directory=config.web_root, html=True), name="web"))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,76 @@
+"""All server settings: one dataclass, each field set by a CLI flag or a JOEY_* variable.
+
+Precedence: command line, then environment (``JOEY_PORT=9000``), then the default here.
+``joey serve --help`` lists every field with its help text; docs/operations.md explains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+
+def opt(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Config:
+    host: str = opt("127.0.0.1", "interface to listen on")
+    port: int = opt(8000, "TCP port to listen on")
+    base_model: str = opt("weights/base", "base model: a local directory or a hub id")
+    adapter: str = opt("weights/joey-lora", "LoRA adapter: a local directory or a hub id ('' for none)")
+    max_batch: int = opt(16, "requests decoded together in one engine step")
+    engine_threads: int = opt(1, "torch threads of the engine; 1 is steadiest on a shared host")
+    context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
+    max_new_tokens: int = opt(60, "longest reply, in tokens")
+    min_new_tokens: int = opt(1, "shortest reply, in tokens (end of turn is suppressed before it)")
+    temperature: float = opt(0.8, "sampling temperature; 0 means greedy")
+    top_k: int = opt(40, "sample from the k most likely tokens (0 = all)")
+    top_p: float = opt(0.9, "nucleus sampling threshold")
+    repetition_penalty: float = opt(1.15, "penalty for tokens already said (1 = none)")
+    max_message_chars: int = opt(1000, "longest user message, in characters (error message_too_long)")
+    max_name_chars: int = opt(32, "longest display name a client may give")
+    max_frame_bytes: int = opt(65536, "largest WebSocket frame; bigger ones close the connection with 1009")
+    max_history_turns: int = opt(50, "turns kept per session (older ones are dropped)")
+    max_sessions: int = opt(10000, "sessions held at once (error server_full beyond)")
+    max_connections: int = opt(1000, "WebSocket connections at once (closed with 1013 beyond)")
+    session_idle_s: float = opt(3600.0, "a session unused this long is forgotten")
+    orphan_grace_s: float = opt(30.0, "a reply with no client attached is aborted after this long")
+    rate_limit_messages: int = opt(20, "user messages allowed per session per rate window")
+    rate_limit_window_s: float = opt(60.0, "the rate-limit window (error rate_limited beyond)")
+    dedupe_window: int = opt(256, "recent message ids remembered per session, so a resend is not answered twice")
+    send_timeout_s: float = opt(10.0, "a client that does not read for this long is disconnected")
+    allowed_origins: str = opt("", "comma-separated Origins allowed besides the server's own; '*' = any")
+    api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
+    web_root: str = opt("frontends/web", "folder of the static chat page served at /")
+    frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
+    log_level: str = opt("info", "debug, info, warning or error")
+
+    def origins(self) -> set[str]:
+        return {o.strip() for o in self.allowed_origins.split(",") if o.strip()}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            parser.add_argument(flag, type=_kind(f), default=None,
+                                help=f"{f.metadata['help']} (env JOEY_{f.name.upper()}, default {f.default!r})")
+
+    @classmethod
+    def from_sources(cls, args: argparse.Namespace | None = None, env: dict | None = None) -> "Config":
+        env = os.environ if env is None else env
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = getattr(args, f.name, None) if args is not None else None
+            if raw is None and f"JOEY_{f.name.upper()}" in env:
+                raw = env[f"JOEY_{f.name.upper()}"]
+            if raw is not None:
+                values[f.name] = _kind(f)(raw)
+        return cls(**values)
+
+
+def _kind(f: dataclasses.Field):
+    return {"int": int, "float": float, "str": str, int: int, float: float, str: str}[f.type]

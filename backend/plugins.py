@@ -1,0 +1,39 @@
+"""Frontend plugins: the one small interface every frontend shares, found through entry points.
+
+A frontend is a class with a ``name``, a ``from_config(config, hub)`` constructor and async
+``start()``/``stop()``. It registers in pyproject.toml under ``[project.entry-points."joey_chat.frontends"]``
+and runs in-process with ``joey serve --frontends NAME``. docs/frontends.md shows how to add one.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import ClassVar, Protocol
+
+from backend.config import Config
+
+GROUP = "joey_chat.frontends"
+
+
+class Frontend(Protocol):
+    name: ClassVar[str]
+
+    @classmethod
+    def from_config(cls, config: Config, hub) -> "Frontend": ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def available() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def load_frontends(config: Config, hub) -> list[Frontend]:
+    wanted = [n.strip() for n in config.frontends.split(",") if n.strip()]
+    found = available()
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise ValueError(f"unknown frontend(s) {missing}; installed: {sorted(found) or 'none'}")
+    return [found[name].load().from_config(config, hub) for name in wanted]

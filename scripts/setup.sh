@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create .venv and install Joey Chat. `scripts/setup.sh test` also installs what the tests need
+# (Debian's chromium and redis-server when missing). Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+# torch first and pinned: here 2.13.0 is a local CPU wheel; anything else pulls a CUDA build.
+.venv/bin/pip install -q torch==2.13.0
+if [ "${1:-}" = "test" ]; then
+  .venv/bin/pip install -q -e '.[test]'
+  need=()
+  command -v chromium >/dev/null || need+=(chromium)
+  if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+else
+  .venv/bin/pip install -q -e .
+fi

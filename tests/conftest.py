@@ -1,0 +1,140 @@
+"""Shared fixtures: a tiny model on disk and a real uvicorn server on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.config import Config
+from tests.tiny_model import build_tiny_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_BASE, SHIPPED_ADAPTER = ROOT / "weights" / "base", ROOT / "weights" / "joey-lora"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """uvicorn serving the real app in a background thread, exactly as ``joey serve`` runs it."""
+
+    def __init__(self, config: Config):
+        import uvicorn
+
+        from backend.app import create_app
+
+        self.config = config
+        self.app = create_app(config)
+        self.server = uvicorn.Server(uvicorn.Config(
+            self.app, host="127.0.0.1", port=config.port, log_level="warning", ws="websockets-sansio",
+            ws_max_size=config.max_frame_bytes, lifespan="on",
+        ))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.config.port}/ws"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.config.port}"
+
+    @property
+    def hub(self):
+        return self.app.state.hub
+
+    def __enter__(self) -> "RunningServer":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def server_config(base: Path, adapter: Path | None, **overrides) -> Config:
+    config = Config(base_model=str(base), adapter=str(adapter) if adapter else "", port=free_port(),
+                    web_root=str(ROOT / "frontends" / "web"), max_batch=8, temperature=0.0)
+    return dataclasses.replace(config, **overrides)
+
+
+@pytest.fixture
+def make_server(tiny_model):
+    """Start servers on the tiny model with Config overrides; all are stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **overrides: stack.enter_context(RunningServer(server_config(*tiny_model, **overrides)))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    with RunningServer(server_config(*tiny_model)) as running:
+        yield running
+
+
+class Client:
+    """A raw protocol-v1 test client over the `websockets` library."""
+
+    def __init__(self, ws):
+        self.ws = ws
+
+    async def send(self, **frame) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def recv(self, timeout: float = 20) -> dict:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def until(self, kind: str, timeout: float = 30) -> tuple[dict, list[dict]]:
+        """Read frames until one of ``kind``; returns it and every frame before it."""
+        seen = []
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] == kind:
+                return frame, seen
+            seen.append(frame)
+
+    async def open(self, **fields) -> dict:
+        await self.send(type="open", **fields)
+        return await self.recv()
+
+    async def ask(self, text: str, message_id: str) -> tuple[dict, list[dict]]:
+        await self.send(type="message", id=message_id, text=text)
+        return await self.until("reply_end")
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str, **kwargs):
+    from websockets.asyncio.client import connect as ws_connect
+
+    async with ws_connect(url, **kwargs) as ws:
+        yield Client(ws)
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` (the engine thread acts between steps, so give it a moment)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
