@@ -16,9 +16,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from backend.config import Config
-from backend.connection import CLOSE_TRY_AGAIN_LATER, Connection
 from backend.hub import Hub
 from backend.plugins import load_frontends
+from backend.store import SessionStore
+from backend.websocket import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, serve_connection
 from model.generator import Generator, JoeyGenerator
 
 log = logging.getLogger("joey.app")
@@ -72,7 +73,7 @@ def api_key_ok(websocket: WebSocket, config: Config) -> bool:
 
 
 def create_app(config: Config, generator: Generator | None = None) -> Starlette:
-    connections: set[Connection] = set()
+    connections: set[WebSocket] = set()
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -82,7 +83,7 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
             raise ValueError(f"max_new_tokens={config.max_new_tokens} leaves too little of the "
                              f"{context}-token context for the conversation")
         gen.start()
-        hub = Hub(gen, config)
+        hub = Hub(gen, config, SessionStore(config.state_path) if config.state_path else None)
         hub.start()
         app.state.generator, app.state.hub = gen, hub
         frontends = load_frontends(config, hub)
@@ -95,22 +96,23 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
                 await frontend.stop()
             await hub.stop()
             gen.stop()
+            if hub.store is not None:
+                hub.store.close()
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         # Refusals before accept() become an HTTP 403 on the handshake.
         if not origin_allowed(websocket, config) or not api_key_ok(websocket, config):
-            await websocket.close(code=1008)
+            await websocket.close(code=CLOSE_POLICY)
             return
         await websocket.accept()
         if len(connections) >= config.max_connections:
             await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="too many connections")
             return
-        connection = Connection(websocket, websocket.app.state.hub, config)
-        connections.add(connection)
+        connections.add(websocket)
         try:
-            await connection.serve()
+            await serve_connection(websocket, websocket.app.state.hub, config)
         finally:
-            connections.discard(connection)
+            connections.discard(websocket)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

@@ -35,6 +35,8 @@ def serve(args: argparse.Namespace) -> int:
     from backend.app import create_app
 
     config = Config.from_sources(args)
+    if args.telegram and "telegram" not in config.frontends.split(","):
+        config.frontends = ",".join(filter(None, [config.frontends, "telegram"]))
     if missing := _missing_model(config):
         print(NO_MODEL_HELP.format(where=missing), file=sys.stderr)
         return 2
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p_serve = sub.add_parser("serve", help="run the chat server (WebSocket /ws and the web page at /)")
     Config.add_arguments(p_serve)
+    p_serve.add_argument("--telegram", action="store_true", help="also run the Telegram bot in-process "
+                         "(same as --frontends telegram; needs TELEGRAM_BOT_TOKEN)")
     p_serve.set_defaults(func=serve)
 
     from model.train import TrainConfig

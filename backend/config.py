@@ -45,6 +45,7 @@ class Config:
     send_timeout_s: float = opt(10.0, "a client that does not read for this long is disconnected")
     allowed_origins: str = opt("", "comma-separated Origins allowed besides the server's own; '*' = any")
     api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
+    state_path: str = opt("var/sessions.db", "SQLite file that keeps sessions across restarts ('' = memory only)")
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
     log_level: str = opt("info", "debug, info, warning or error")

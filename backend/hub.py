@@ -26,6 +26,7 @@ from enum import Enum
 
 from backend import protocol as p
 from backend.config import Config
+from backend.store import SessionStore
 from model.engine import EngineError
 from model.generator import Generator
 from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn
@@ -60,6 +61,15 @@ class Session:
         self.sent_times: deque[float] = deque()
         self.orphan_timer: asyncio.TimerHandle | None = None
 
+    @classmethod
+    def restore(cls, row: dict, max_history: int) -> "Session":
+        session = cls(row["user_name"], max_history)
+        session.id, session.token, session.seq = row["id"], row["token"], row["seq"]
+        session.history.extend(row["history"])
+        session.answered.update(row["answered"])
+        session.last_active = time.monotonic() - row["idle_s"]
+        return session
+
     def transition(self, expected: SessionState, new: SessionState) -> None:
         if self.state is not expected:
             raise IllegalTransition(f"session {self.id[:8]}: expected {expected.name}, got {self.state.name}")
@@ -70,8 +80,8 @@ class Session:
 
 
 class Hub:
-    def __init__(self, generator: Generator, config: Config):
-        self.generator, self.config = generator, config
+    def __init__(self, generator: Generator, config: Config, store: SessionStore | None = None):
+        self.generator, self.config, self.store = generator, config, store
         self.sessions: dict[str, Session] = {}
         self.params = GenerationParams(
             max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens, temperature=config.temperature, top_k=config.top_k,
@@ -81,14 +91,24 @@ class Hub:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        self.loop = asyncio.get_running_loop()  # in-process frontends schedule work on it
+        if self.store is not None:
+            for row in self.store.load(self.config.session_idle_s):
+                self.sessions[row["id"]] = Session.restore(row, self.config.max_history_turns)
+            log.info("restored %d sessions", len(self.sessions))
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    def _save(self, session: Session) -> None:
+        if self.store is not None:
+            self.store.save(session)
 
     async def stop(self) -> None:
         if self._reaper:
             self._reaper.cancel()
+        restarting = p.error(p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon"))
         for session in list(self.sessions.values()):
-            self._publish(session, p.error(p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting")))
-            await self._close(session)
+            await self._close(session)  # a reply in flight ends as "cancelled" and is saved
+            self._deliver(session, restarting)
 
     # --- sessions -----------------------------------------------------------------------------
     def open(self, name: str | None = None) -> Session:
@@ -98,6 +118,7 @@ class Hub:
             raise p.ProtocolError(p.ErrorCode.SERVER_FULL, "too many sessions; try again later", retry_after=60)
         session = Session(name or DEFAULT_USER_NAME, self.config.max_history_turns)
         self.sessions[session.id] = session
+        self._save(session)
         return session
 
     def resume(self, session_id: str, token: str) -> Session:
@@ -177,6 +198,7 @@ class Hub:
             await asyncio.gather(session.task, return_exceptions=True)
         session.history.clear()
         self._publish(session, p.reset_done(self._next_seq(session)))
+        self._save(session)
 
     # --- internals ----------------------------------------------------------------------------
     def _check_rate(self, session: Session, message_id: str) -> None:
@@ -229,6 +251,7 @@ class Hub:
         session.in_flight = []
         session.transition(SessionState.ANSWERING, SessionState.IDLE)
         session.last_active = time.monotonic()
+        self._save(session)
         self._deliver(session, end)
 
     def _abort_orphan(self, session: Session) -> None:
@@ -240,6 +263,7 @@ class Hub:
         self.cancel(session)
         if session.task:
             await asyncio.gather(session.task, return_exceptions=True)
+        self._save(session)
         session.state = SessionState.CLOSED
         self.sessions.pop(session.id, None)
 
@@ -251,6 +275,8 @@ class Hub:
         for session in stale:
             session.state = SessionState.CLOSED
             del self.sessions[session.id]
+            if self.store is not None:
+                self.store.delete(session.id)
         return len(stale)
 
     async def _reap_forever(self) -> None:

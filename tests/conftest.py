@@ -59,6 +59,10 @@ class RunningServer:
     def hub(self):
         return self.app.state.hub
 
+    @property
+    def server_loop(self) -> asyncio.AbstractEventLoop:
+        return self.hub.loop
+
     def __enter__(self) -> "RunningServer":
         self.thread.start()
         deadline = time.monotonic() + 60
@@ -75,7 +79,7 @@ class RunningServer:
 
 def server_config(base: Path, adapter: Path | None, **overrides) -> Config:
     config = Config(base_model=str(base), adapter=str(adapter) if adapter else "", port=free_port(),
-                    web_root=str(ROOT / "frontends" / "web"), max_batch=8, temperature=0.0)
+                    web_root=str(ROOT / "frontends" / "web"), max_batch=8, temperature=0.0, state_path="")
     return dataclasses.replace(config, **overrides)
 
 

@@ -1,0 +1,248 @@
+"""A small async client for protocol v1, over WebSocket or in-process.
+
+    async with JoeyClient(WebSocketTransport("ws://127.0.0.1:8000/ws")) as joey:
+        end = await joey.ask("How you doin'?", on_chunk=lambda text: print(text, end=""))
+
+The same client drives the hub in-process through :class:`LocalTransport`, so the Telegram
+adapter and the terminal client behave the same whether the server is here or elsewhere.
+
+Reconnects are invisible to the caller: the client resumes its session with the highest
+``seq`` it has seen, the server replays what was missed, and a message whose answer was not
+seen is resent under the same id (the server never answers an id twice; it repeats the
+stored answer instead). Chunks are passed on once each, in order, and the final text is the
+server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from typing import Callable, Protocol
+
+log = logging.getLogger("joey.client")
+
+
+class ConnectionLost(Exception):
+    pass
+
+
+class ClientError(Exception):
+    """A typed error frame from the server (``code`` is stable, see docs/protocol.md)."""
+
+    def __init__(self, frame: dict):
+        super().__init__(f"{frame['code']}: {frame['message']}")
+        self.code, self.message, self.retry_after = frame["code"], frame["message"], frame.get("retry_after")
+
+
+class Transport(Protocol):
+    async def connect(self) -> None: ...
+
+    async def send(self, frame: dict) -> None: ...
+
+    async def recv(self) -> dict: ...  # raises ConnectionLost
+
+    async def close(self) -> None: ...
+
+
+class WebSocketTransport:
+    def __init__(self, url: str, api_key: str | None = None, open_timeout: float = 10.0):
+        self.url, self.api_key, self.open_timeout = url, api_key, open_timeout
+        self._ws = None
+
+    async def connect(self) -> None:
+        from websockets.asyncio.client import connect
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        try:
+            self._ws = await connect(self.url, additional_headers=headers, open_timeout=self.open_timeout,
+                                     max_size=2**20)
+        except OSError as exc:
+            raise ConnectionLost(str(exc)) from exc
+        except Exception as exc:  # handshake refusals, timeouts
+            raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+
+    async def send(self, frame: dict) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            await self._ws.send(json.dumps(frame))
+        except (ConnectionClosed, AttributeError) as exc:
+            raise ConnectionLost(str(exc)) from exc
+
+    async def recv(self) -> dict:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return json.loads(await self._ws.recv())
+        except (ConnectionClosed, AttributeError) as exc:
+            raise ConnectionLost(str(exc)) from exc
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+
+class LocalTransport:
+    """Drives an in-process hub through the same Endpoint the WebSocket route uses."""
+
+    def __init__(self, hub):
+        self.hub = hub
+        self._endpoint = None
+
+    async def connect(self) -> None:
+        from backend.endpoint import Endpoint
+
+        self._endpoint = Endpoint(self.hub)
+
+    async def send(self, frame: dict) -> None:
+        await self._endpoint.receive(json.dumps(frame))
+
+    async def recv(self) -> dict:
+        frame = await self._endpoint.outbox.get()
+        if frame["type"] == "error" and frame["code"] in ("server_restarting", "session_taken_over"):
+            self._endpoint.close()
+            raise ConnectionLost(frame["message"])
+        return frame
+
+    async def close(self) -> None:
+        if self._endpoint is not None:
+            self._endpoint.close()
+
+
+class JoeyClient:
+    def __init__(self, transport: Transport, name: str | None = None, session_id: str | None = None,
+                 token: str | None = None, reconnect: bool = True, max_backoff_s: float = 10.0,
+                 max_attempts: int | None = None):
+        self.transport, self.name = transport, name
+        self.session_id, self.token = session_id, token
+        self.reconnect, self.max_backoff_s, self.max_attempts = reconnect, max_backoff_s, max_attempts
+        self.last_seq = 0
+        self.history: list[dict] = []
+        self.session_lost = False  # True when a resume was refused and a new session opened
+        self.on_session: Callable[[dict], None] | None = None  # called on every session frame
+
+    async def __aenter__(self) -> "JoeyClient":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def start(self) -> dict:
+        await self.transport.connect()
+        return await self._hello()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def _hello(self) -> dict:
+        if self.session_id and self.token:
+            await self.transport.send({"type": "resume", "session_id": self.session_id, "token": self.token,
+                                       "last_seq": self.last_seq})
+            frame = await self.transport.recv()
+            if frame["type"] == "error" and frame["code"] == "resume_refused":
+                log.warning("session %s is gone; starting a new one", self.session_id[:8])
+                self.session_lost, self.last_seq = True, 0
+            elif frame["type"] == "error":
+                raise ClientError(frame)
+            else:
+                return self._took_session(frame)
+        await self.transport.send({"type": "open", **({"name": self.name} if self.name else {})})
+        frame = await self.transport.recv()
+        if frame["type"] == "error":
+            raise ClientError(frame)
+        return self._took_session(frame)
+
+    def _took_session(self, frame: dict) -> dict:
+        self.session_id, self.token = frame["session_id"], frame["token"]
+        self.history = frame["history"]
+        # Frames up to last_seq stay skipped; newer ones are replayed after this frame. A server
+        # restored from disk may be behind what we saw: then trust its numbering.
+        self.last_seq = min(self.last_seq, frame["last_seq"]) if frame["resumed"] else frame["last_seq"]
+        if self.on_session:
+            self.on_session(frame)
+        return frame
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = min(self.max_backoff_s, 0.2 * 2 ** attempt) * (0.5 + random.random() / 2)
+            await asyncio.sleep(delay)
+            try:
+                await self.transport.close()
+            except Exception:  # the old connection is already gone
+                pass
+            try:
+                await self.transport.connect()
+                await self._hello()
+                return
+            except ConnectionLost as exc:
+                if self.max_attempts and attempt >= self.max_attempts:
+                    raise
+                log.info("reconnect attempt %d failed: %s", attempt, exc)
+
+    async def _recv(self) -> dict:
+        """The next frame, reconnecting as needed; frames already seen are dropped."""
+        while True:
+            try:
+                frame = await self.transport.recv()
+            except ConnectionLost:
+                if not self.reconnect:
+                    raise
+                await self._reconnect()
+                return {"type": "_reconnected"}
+            seq = frame.get("seq")
+            if seq is not None and not frame.get("duplicate"):
+                if seq <= self.last_seq:
+                    continue
+                self.last_seq = seq
+            return frame
+
+    async def _send(self, frame: dict) -> None:
+        try:
+            await self.transport.send(frame)
+        except ConnectionLost:
+            if not self.reconnect:
+                raise
+            await self._reconnect()
+            await self.transport.send(frame)
+
+    async def ask(self, text: str, message_id: str | None = None,
+                  on_chunk: Callable[[str], object] | None = None) -> dict:
+        """Send a message and return its ``reply_end`` frame; chunks go to ``on_chunk`` as they come."""
+        message_id = message_id or uuid.uuid4().hex
+        message = {"type": "message", "id": message_id, "text": text}
+        streamed = ""
+        await self._send(message)
+        while True:
+            frame = await self._recv()
+            kind = frame["type"]
+            if kind == "_reconnected":
+                if self.session_lost:
+                    self.session_lost = False
+                await self._send(message)  # answered already? the server repeats the answer
+            elif kind == "chunk" and frame["message_id"] == message_id:
+                streamed += frame["text"]
+                if on_chunk:
+                    on_chunk(frame["text"])
+            elif kind == "reply_end" and frame["message_id"] == message_id:
+                final = frame["text"]
+                if on_chunk and final.startswith(streamed) and len(final) > len(streamed):
+                    on_chunk(final[len(streamed):])  # what was generated while we were away
+                return frame
+            elif kind == "error" and frame.get("message_id") in (message_id, None):
+                raise ClientError(frame)
+
+    async def cancel(self) -> None:
+        """Ask the server to stop the reply in flight; the running ``ask`` returns "cancelled"."""
+        await self._send({"type": "cancel"})
+
+    async def reset(self) -> None:
+        await self._send({"type": "reset"})
+        while (await self._recv())["type"] != "reset":
+            pass
+        self.history = []

@@ -1,0 +1,74 @@
+"""The server side of one protocol-v1 conversation, with no transport attached.
+
+An :class:`Endpoint` takes raw client frames and puts server frames (dicts) on its ``outbox``.
+The WebSocket route (backend/websocket.py) and the in-process client transport
+(backend/client.py) both drive one, so in-process frontends get exactly the protocol that
+remote clients get, minus the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+
+from backend import protocol as p
+from backend.hub import Hub, Session
+
+
+class ConnectionState(Enum):
+    AWAITING_SESSION = "awaiting_session"  # the first frame must be open or resume
+    OPEN = "open"  # a session is attached
+    CLOSED = "closed"
+
+
+class Endpoint:
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.state = ConnectionState.AWAITING_SESSION
+        self.session: Session | None = None
+        self.outbox: asyncio.Queue = asyncio.Queue()
+
+    def _enter(self, expected: ConnectionState, new: ConnectionState) -> None:
+        if self.state is not expected:
+            raise RuntimeError(f"connection: expected {expected.name}, got {self.state.name}")
+        self.state = new
+
+    async def receive(self, raw: str | bytes) -> None:
+        """Handle one client frame; a bad one becomes a typed error frame, never an exception."""
+        config = self.hub.config
+        try:
+            frame = p.parse_client_frame(raw, config.max_message_chars, config.max_name_chars)
+            await self._dispatch(frame)
+        except p.ProtocolError as exc:
+            self.outbox.put_nowait(p.error(exc))
+
+    async def _dispatch(self, frame: p.ClientFrame) -> None:
+        if isinstance(frame, p.Ping):
+            self.outbox.put_nowait(p.pong(frame.nonce))
+            return
+        if isinstance(frame, (p.Open, p.Resume)):
+            if self.state is not ConnectionState.AWAITING_SESSION:
+                raise p.ProtocolError(p.ErrorCode.SESSION_ALREADY_OPEN, "this connection already has a session")
+            if isinstance(frame, p.Open):
+                session, last_seq = self.hub.open(frame.name), None
+            else:
+                session, last_seq = self.hub.resume(frame.session_id, frame.token), frame.last_seq
+            self._enter(ConnectionState.AWAITING_SESSION, ConnectionState.OPEN)
+            self.session = session
+            self.hub.attach(session, self.outbox, last_seq)
+            return
+        if self.state is not ConnectionState.OPEN or self.session is None:
+            raise p.ProtocolError(p.ErrorCode.NO_SESSION, "send open or resume first")
+        if isinstance(frame, p.UserMessage):
+            self.hub.send(self.session, frame.id, frame.text)
+        elif isinstance(frame, p.Cancel):
+            self.hub.cancel(self.session)
+        elif isinstance(frame, p.Reset):
+            await self.hub.reset(self.session)
+
+    def close(self) -> None:
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.state = ConnectionState.CLOSED
+        if self.session is not None:
+            self.hub.detach(self.session, self.outbox)

@@ -1,0 +1,59 @@
+"""Durable sessions: a SQLite file, so a restarted server still knows every conversation.
+
+The hub saves a session when it changes (opened, answered, reset) and loads them all at start.
+SQLite ships with Python and needs no server; the writes are a few KB and take about a
+millisecond, so they run inline on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    history TEXT NOT NULL,   -- JSON list of {role, text, message_id}
+    answered TEXT NOT NULL,  -- JSON object: message id -> its reply_end frame
+    updated_at REAL NOT NULL -- wall-clock seconds, for idle expiry across restarts
+)
+"""
+
+
+class SessionStore:
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path))
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(SCHEMA)
+
+    def save(self, session) -> None:
+        answered = {k: v for k, v in session.answered.items() if v is not None}
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session.id, session.token, session.user_name, session.seq, json.dumps(list(session.history)),
+                 json.dumps(answered), time.time()),
+            )
+
+    def delete(self, session_id: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def load(self, max_idle_s: float) -> list[dict]:
+        """Every session used within ``max_idle_s``; older ones are deleted."""
+        cutoff = time.time() - max_idle_s
+        with self.db:
+            self.db.execute("DELETE FROM sessions WHERE updated_at < ?", (cutoff,))
+        rows = self.db.execute("SELECT id, token, user_name, seq, history, answered, updated_at FROM sessions")
+        return [{"id": r[0], "token": r[1], "user_name": r[2], "seq": r[3], "history": json.loads(r[4]),
+                 "answered": json.loads(r[5]), "idle_s": time.time() - r[6]} for r in rows]
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,70 @@
+"""The /ws route: Starlette glue around an :class:`Endpoint`.
+
+All outgoing frames go through the endpoint's one queue and one sender task, so frames never
+interleave and a client that stops reading is cut off after ``send_timeout_s`` instead of
+holding memory or blocking anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from backend import protocol as p
+from backend.config import Config
+from backend.endpoint import Endpoint
+from backend.hub import Hub
+
+log = logging.getLogger("joey.ws")
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # wrong Origin or API key, or a client that stopped reading
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013  # too many connections
+# Error frames after which the server closes the connection, and with which code.
+CLOSING_ERRORS = {p.ErrorCode.SESSION_TAKEN_OVER.value: CLOSE_NORMAL,
+                  p.ErrorCode.SERVER_RESTARTING.value: CLOSE_SERVICE_RESTART}
+
+
+async def serve_connection(websocket: WebSocket, hub: Hub, config: Config) -> None:
+    endpoint = Endpoint(hub)
+    sender = asyncio.create_task(_send_forever(websocket, endpoint.outbox, config.send_timeout_s))
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text")
+            await endpoint.receive(raw if raw is not None else message.get("bytes") or b"")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        endpoint.close()
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+
+
+async def _send_forever(websocket: WebSocket, outbox: asyncio.Queue, timeout: float) -> None:
+    while True:
+        frame = await outbox.get()
+        try:
+            await asyncio.wait_for(websocket.send_text(json.dumps(frame)), timeout)
+        except asyncio.TimeoutError:
+            log.warning("closing a connection that stopped reading")
+            await _close(websocket, CLOSE_POLICY, "client too slow")
+            return
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if frame["type"] == "error" and frame["code"] in CLOSING_ERRORS:
+            await _close(websocket, CLOSING_ERRORS[frame["code"]], frame["message"])
+            return
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    try:
+        await websocket.close(code, reason)
+    except RuntimeError:
+        pass
