@@ -40,6 +40,11 @@ def serve(args: argparse.Namespace) -> int:
     if missing := _missing_model(config):
         print(NO_MODEL_HELP.format(where=missing), file=sys.stderr)
         return 2
+    from backend.plugins import preflight
+
+    if problems := preflight(config):
+        print("\n".join(f"joey serve: {problem}" for problem in problems), file=sys.stderr)
+        return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(config), host=config.host, port=config.port, log_level=config.log_level,
@@ -62,7 +67,8 @@ def _bool(text: str) -> bool:
 
 
 def train(args: argparse.Namespace) -> int:
-    from model.train import TrainConfig, run
+    from model.train import run
+    from model.train_config import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "history"}
     run(TrainConfig(**values))
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(same as --frontends telegram; needs TELEGRAM_BOT_TOKEN)")
     p_serve.set_defaults(func=serve)
 
-    from model.train import TrainConfig
+    from model.train_config import TrainConfig
 
     p_train = sub.add_parser("train", help="train the tokenizer, base model and Joey LoRA from transcripts")
     p_train.add_argument("--data", type=Path, required=True, help="folder with the transcripts")

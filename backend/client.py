@@ -102,7 +102,7 @@ class LocalTransport:
 
     async def recv(self) -> dict:
         frame = await self._endpoint.outbox.get()
-        if frame["type"] == "error" and frame["code"] in ("server_restarting", "session_taken_over"):
+        if frame["type"] == "error" and frame["code"] == "server_restarting":
             self._endpoint.close()
             raise ConnectionLost(frame["message"])
         return frame
@@ -195,6 +195,8 @@ class JoeyClient:
                     raise
                 await self._reconnect()
                 return {"type": "_reconnected"}
+            if frame["type"] == "error" and frame["code"] == "session_taken_over":
+                raise ClientError(frame)  # another client owns the session now: do not fight it
             seq = frame.get("seq")
             if seq is not None and not frame.get("duplicate"):
                 if seq <= self.last_seq:
@@ -243,6 +245,10 @@ class JoeyClient:
 
     async def reset(self) -> None:
         await self._send({"type": "reset"})
-        while (await self._recv())["type"] != "reset":
-            pass
+        while True:
+            kind = (await self._recv())["type"]
+            if kind == "reset":
+                break
+            if kind == "_reconnected":  # the confirmation is not replayed: ask again (a reset is idempotent)
+                await self._send({"type": "reset"})
         self.history = []

@@ -37,3 +37,15 @@ def load_frontends(config: Config, hub) -> list[Frontend]:
     if missing:
         raise ValueError(f"unknown frontend(s) {missing}; installed: {sorted(found) or 'none'}")
     return [found[name].load().from_config(config, hub) for name in wanted]
+
+
+def preflight(config: Config) -> list[str]:
+    """Problems the wanted frontends can see before the server starts (say, a missing token)."""
+    wanted = [n.strip() for n in config.frontends.split(",") if n.strip()]
+    found = available()
+    problems = [f"unknown frontend {n!r}; installed: {sorted(found) or 'none'}" for n in wanted if n not in found]
+    for name in wanted:
+        check = getattr(found[name].load(), "preflight", None) if name in found else None
+        if check is not None and (problem := check(config)):
+            problems.append(f"{name}: {problem}")
+    return problems

@@ -211,7 +211,7 @@ class Engine:
             return
         req.generated.append(token)
         self.tokens_generated += 1
-        text = self._tokenizer.decode(req.generated, skip_special_tokens=True)
+        text = self._text(req)
         if self.stop_text and self.stop_text in text:
             req.generated.pop()  # the stop text belongs to the next line, not this reply
             self._release(slot, FinishReason.STOP, final=text[: text.index(self.stop_text)])
@@ -224,9 +224,14 @@ class Engine:
         if len(req.generated) >= req.params.max_new_tokens or full:
             self._release(slot, FinishReason.LENGTH)
 
+    def _text(self, req: _Request) -> str:
+        # The prompt ends with "Joey:" and the reply starts with its space; the reply itself
+        # does not, so history renders back as "Joey: text" exactly as in training.
+        return self._tokenizer.decode(req.generated, skip_special_tokens=True).lstrip()
+
     def _release(self, slot: int, reason: FinishReason, final: str | None = None) -> None:
         req = self._active[slot]
-        text = final if final is not None else self._tokenizer.decode(req.generated, skip_special_tokens=True)
+        text = final if final is not None else self._text(req)
         if text.startswith(req.sent) and len(text) > len(req.sent):
             req.emit(("text", text[len(req.sent):], 0))
         req.emit(("end", reason, len(req.generated)))

@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -21,41 +21,13 @@ from tqdm import tqdm
 
 from model import data as corpus
 from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn, build_prompt, reply_ids, scene_ids
+from model.train_config import TrainConfig
 
 log = logging.getLogger("joey.train")
 
 # Names that stand in for the person talking to Joey, so the adapter learns to answer anyone
 # (a Telegram first name, the web page's name) and not only the six friends.
 PARTNER_NAMES = [DEFAULT_USER_NAME, "Alex", "Sam", "Maria", "Tom", "Priya", "Dave", "Emma", "Kim", "Leo"]
-
-
-@dataclass
-class TrainConfig:
-    data: Path  # folder with the transcripts (friends_s01-s09.jsonl.gz, ...)
-    out: Path = Path("weights")  # final weights: out/base and out/joey-lora
-    work: Path = Path("build/train")  # intermediate files and logs, never committed
-    stage: str = "all"  # "all", or "lora" to retrain only the adapter on work/base
-    seed: int = 0  # every random choice (init, batches, augmentation) follows from it
-    threads: int = 2  # torch intra-op threads; the reference machine has 2 cores
-    vocab_size: int = 8192  # BPE vocabulary, special tokens included
-    hidden: int = 256  # model width; 256x4 trains 2.4x faster than 288x6 here (docs/MODEL.md)
-    layers: int = 4
-    heads: int = 4
-    mlp: int = 768
-    context: int = 512  # maximum positions the model supports
-    seq_len: int = 256  # pre-training window
-    batch: int = 16  # sequences per step, both stages
-    pretrain_steps: int = 2000
-    lr: float = 2e-3
-    warmup: int = 100
-    include_more: bool = True  # add more_dialogue to pre-training for broader English
-    lora_steps: int = 600
-    lora_lr: float = 1e-3
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_context_tokens: int = 192  # prompt budget of a Joey pair
-    eval_every: int = 200
-    history: list = field(default_factory=list)  # (stage, step, split, loss) rows for the plot
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -132,7 +104,7 @@ def pretrain(cfg: TrainConfig, tok, scenes: list[corpus.Scene]):
             cfg.history.append(("pretrain", step, "val", v))
             tps = (step + 1) * cfg.batch * cfg.seq_len / (time.time() - started)
             log.info("step %d train %.3f val %.3f (%.0f tok/s)", step + 1, loss.item(), v, tps)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     # Round to the fp16 that ships, so the adapter trains on exactly the shipped base.
     model = model.to(torch.float16)
     model.save_pretrained(str(cfg.work / "base"))
@@ -202,7 +174,7 @@ def train_lora(cfg: TrainConfig, tok, base, scenes: list[corpus.Scene]):
             v = val_loss()
             cfg.history.append(("lora", step, "val", v))
             log.info("lora step %d train %.3f val %.3f", step + 1, loss.item(), v)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return model
 
 

@@ -97,16 +97,27 @@ def server(tiny_model):
 
 
 class Client:
-    """A raw protocol-v1 test client over the `websockets` library."""
+    """A raw protocol-v1 test client over the `websockets` library.
+
+    Every frame it sends and receives must match docs/asyncapi.yaml (strictly: no undocumented
+    fields), so the server cannot drift from the spec. Deliberately bad frames go through
+    ``client.ws.send(raw)``, which is not checked.
+    """
 
     def __init__(self, ws):
+        from backend.spec import load_spec
+
         self.ws = ws
+        self.spec = load_spec(strict=True)
 
     async def send(self, **frame) -> None:
+        self.spec.validate_client(frame)
         await self.ws.send(json.dumps(frame))
 
     async def recv(self, timeout: float = 20) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.spec.validate_server(frame)
+        return frame
 
     async def until(self, kind: str, timeout: float = 30) -> tuple[dict, list[dict]]:
         """Read frames until one of ``kind``; returns it and every frame before it."""

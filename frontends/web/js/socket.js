@@ -23,6 +23,7 @@ export class ReconnectingSocket extends EventTarget {
     this.retryTimer = null;
     this.retryAt = 0;
     this.pingSentAt = 0; // 0: no ping outstanding
+    this.lastPing = 0;
     this.pingNonce = 0;
     this.heartbeat = null;
   }
@@ -152,8 +153,8 @@ export class ReconnectingSocket extends EventTarget {
       if (now - this.pingSentAt > this.pongTimeoutMs) this.drop("heartbeat timeout");
       return;
     }
-    if (!this._lastPing || now - this._lastPing >= this.heartbeatMs) {
-      this._lastPing = now;
+    if (now - this.lastPing >= this.heartbeatMs) {
+      this.lastPing = now;
       this.pingSentAt = now;
       this.send({ type: "ping", nonce: ++this.pingNonce });
     }

@@ -1,0 +1,96 @@
+"""run the Telegram bot against a running Joey server (out-of-process; needs TELEGRAM_BOT_TOKEN)
+
+    TELEGRAM_BOT_TOKEN=... joey telegram --server ws://127.0.0.1:8000/ws
+
+The same adapter as ``joey serve --telegram``, talking to the server over WebSocket. Exit codes:
+0 after SIGINT/SIGTERM, 2 for a missing or refused token or an unreachable Bot API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from frontends.telegram.config import TOKEN_ENV, TelegramConfig, TelegramConfigError
+from frontends.telegram.redact import protect, scrub
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument("--server", default=env("JOEY_SERVER_URL", "ws://127.0.0.1:8000/ws"),
+                        help="the Joey server's WebSocket URL (env JOEY_SERVER_URL)")
+    parser.add_argument("--state", dest="state_path", default=None,
+                        help="SQLite file for chats, sessions and unanswered updates "
+                             "(env JOEY_TELEGRAM_STATE, default var/telegram.db)")
+    parser.add_argument("--drafts", action="store_true", default=None,
+                        help="live preview of replies in private chats (env JOEY_TELEGRAM_DRAFTS=1)")
+    parser.add_argument("--typing-interval", dest="typing_interval_s", type=float, default=None,
+                        help="seconds between 'typing' actions (env JOEY_TELEGRAM_TYPING_INTERVAL, default 4)")
+    parser.add_argument("--poll-timeout", dest="poll_timeout_s", type=float, default=None,
+                        help="getUpdates long-poll seconds (env JOEY_TELEGRAM_POLL_TIMEOUT, default 30)")
+    parser.add_argument("--base-url", dest="base_url", default=None,
+                        help="Bot API base URL, e.g. http://127.0.0.1:8081/bot (env JOEY_TELEGRAM_BASE_URL)")
+    parser.add_argument("--log-level", default=env("JOEY_LOG_LEVEL", "info"), help="debug, info, warning or error")
+    parser.epilog = f"The bot token is read from {TOKEN_ENV} only, never from a flag."
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TelegramConfig.from_env(**{k: getattr(args, k, None) for k in (
+        "state_path", "drafts", "typing_interval_s", "poll_timeout_s", "base_url")})
+    if not config.token:
+        print(f"joey telegram: {TOKEN_ENV} is not set. Create a bot with @BotFather and run\n"
+              f"  {TOKEN_ENV}=<token> joey telegram --server {args.server}", file=sys.stderr)
+        return 2
+    protect(config.token)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(config, args.server, os.environ.get("JOEY_API_KEY") or None))
+
+
+async def serve(config: TelegramConfig, server_url: str, api_key: str | None = None,
+                stop: asyncio.Event | None = None) -> int:
+    """Run the adapter until ``stop`` is set (or SIGINT/SIGTERM). Returns the exit code."""
+    from backend.client import WebSocketTransport
+    from frontends.telegram.bot import TelegramAdapter
+
+    adapter = TelegramAdapter(config, lambda: WebSocketTransport(server_url, api_key))
+    try:
+        await adapter.start()
+    except TelegramConfigError as exc:
+        print(f"joey telegram: {scrub(str(exc))}", file=sys.stderr)
+        await adapter.stop()
+        return 2
+    stop = stop or asyncio.Event()
+    loop, handled = asyncio.get_running_loop(), []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            pass
+    await _probe(server_url, api_key)
+    try:
+        await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await adapter.stop()
+    return 0
+
+
+async def _probe(server_url: str, api_key: str | None) -> None:
+    """Say early when the Joey server is not there (messages wait for it; nothing is lost)."""
+    from backend.client import ConnectionLost, WebSocketTransport
+
+    transport = WebSocketTransport(server_url, api_key, open_timeout=5)
+    try:
+        await transport.connect()
+        logging.getLogger("joey.telegram").info("Joey server at %s is reachable", server_url)
+    except ConnectionLost as exc:
+        logging.getLogger("joey.telegram").warning(
+            "Joey server at %s is not reachable yet (%s); messages wait until it is", server_url, exc)
+    finally:
+        await transport.close()

@@ -1,0 +1,74 @@
+"""Settings of the Telegram adapter: one small dataclass, read from the environment.
+
+The bot token is read from ``TELEGRAM_BOT_TOKEN`` only: never from a flag (it would show in
+``ps`` and shell history) and never from a file in the repository. Everything else has a
+``JOEY_TELEGRAM_*`` variable and, for ``joey telegram``, a flag that overrides it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+
+
+MISSING_TOKEN = (f"{TOKEN_ENV} is not set. Create a bot with @BotFather, then run with "
+                 f"{TOKEN_ENV}=<token> in the environment (it is read from there only).")
+
+
+class TelegramConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says what to do (and never holds the token)."""
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class TelegramConfig:
+    token: str = dataclasses.field(default="", repr=False)  # never printed, never logged
+    base_url: str = ""  # Bot API server, e.g. http://127.0.0.1:8081/bot ('' = api.telegram.org)
+    state_path: str = "var/telegram.db"  # SQLite: chat -> session, update inbox, delivered replies
+    typing_interval_s: float = 4.0  # Telegram shows "typing" for about 5 s per action
+    drafts: bool = False  # live preview with sendMessageDraft in private chats
+    draft_interval_s: float = 0.7  # at most one draft update this often
+    poll_timeout_s: float = 30.0  # getUpdates long-poll timeout
+    max_open_chats: int = 200  # Joey connections kept open; the least recently used close beyond
+    retry_attempts: int = 6  # network errors on one Telegram call before giving up
+    retry_base_s: float = 0.5  # first backoff after a network error; doubles each time
+
+    ENV = {"base_url": "JOEY_TELEGRAM_BASE_URL", "state_path": "JOEY_TELEGRAM_STATE",
+           "typing_interval_s": "JOEY_TELEGRAM_TYPING_INTERVAL", "drafts": "JOEY_TELEGRAM_DRAFTS",
+           "draft_interval_s": "JOEY_TELEGRAM_DRAFT_INTERVAL", "poll_timeout_s": "JOEY_TELEGRAM_POLL_TIMEOUT",
+           "max_open_chats": "JOEY_TELEGRAM_MAX_OPEN_CHATS"}
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> "TelegramConfig":
+        """Environment first, then ``overrides`` (flags) that are not None."""
+        env = os.environ if env is None else env
+        values: dict = {"token": env.get(TOKEN_ENV, "").strip()}
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        for name, var in cls.ENV.items():
+            if var in env and env[var] != "":
+                values[name] = _convert(kinds[name], env[var])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def require_token(self) -> str:
+        if not self.token:
+            raise TelegramConfigError(MISSING_TOKEN)
+        return self.token
+
+    @property
+    def file_url(self) -> str:
+        if not self.base_url:
+            return ""
+        base = self.base_url.rstrip("/")
+        return base[:-4] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
+
+
+def _convert(kind, raw: str):
+    kind = {"str": str, "float": float, "int": int, "bool": _bool}.get(kind, kind)
+    return _bool(raw) if kind is bool else kind(raw)

@@ -1,0 +1,155 @@
+"""Talking to Telegram robustly: retries, long replies, the typing indicator and live drafts.
+
+- ``429 Too Many Requests`` (:class:`telegram.error.RetryAfter`): wait the time Telegram asks
+  for, then try again; this does not use up an attempt.
+- Network errors and timeouts (:class:`NetworkError`, :class:`TimedOut`): back off
+  exponentially (with jitter) and try again, up to ``attempts`` times. ``BadRequest`` is a
+  ``NetworkError`` subclass in python-telegram-bot but is never retried: it would fail again.
+
+A timed-out ``sendMessage`` may in fact have been delivered; Telegram has no idempotency key,
+so a retry can then show the message twice. That is the one duplicate this adapter can make.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import logging
+import random
+import warnings
+from typing import Awaitable, Callable
+
+from telegram import Bot, ReplyParameters
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
+from frontends.telegram.split import TELEGRAM_LIMIT, split_message
+
+log = logging.getLogger("joey.telegram")
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that retry_after will become a timedelta
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+async def with_retry(call: Callable[[], Awaitable], what: str, attempts: int = 6, base_s: float = 0.5,
+                     max_flood_waits: int = 10):
+    """``await call()``, retrying flood waits and network errors as described above."""
+    failures = floods = 0
+    while True:
+        try:
+            return await call()
+        except RetryAfter as exc:
+            floods += 1
+            if floods > max_flood_waits:
+                raise
+            wait = retry_seconds(exc)
+            log.warning("%s: Telegram asks to wait %.1f s (429)", what, wait)
+            await asyncio.sleep(wait)
+        except BadRequest:
+            raise
+        except NetworkError as exc:  # includes TimedOut
+            failures += 1
+            if failures >= attempts:
+                raise
+            delay = base_s * 2 ** (failures - 1) * (0.75 + random.random() / 2)
+            log.warning("%s failed (%s); retry %d in %.1f s", what, exc, failures, delay)
+            await asyncio.sleep(delay)
+
+
+class Sender:
+    """Sends replies; the store remembers how many parts of each reply went out."""
+
+    def __init__(self, bot: Bot, store, attempts: int = 6, base_s: float = 0.5, limit: int = TELEGRAM_LIMIT):
+        self.bot, self.store, self.attempts, self.base_s, self.limit = bot, store, attempts, base_s, limit
+
+    async def reply(self, chat_id: int, message_id: int, text: str, quote: bool = False) -> int:
+        """Send ``text`` in answer to Telegram message ``message_id``; returns the parts sent now.
+
+        Parts already sent for this message (before a restart) are skipped.
+        """
+        parts = split_message(text, self.limit)
+        done_parts, done = self.store.parts_sent(chat_id, message_id)
+        if done:
+            log.info("reply to %s/%s was delivered before; not sending it again", chat_id, message_id)
+            return 0
+        reply_to = ReplyParameters(message_id, allow_sending_without_reply=True) if quote else None
+        sent = 0
+        for index in range(done_parts, len(parts)):
+            await with_retry(lambda: self.bot.send_message(chat_id, parts[index], reply_parameters=reply_to),
+                             "sendMessage", self.attempts, self.base_s)
+            self.store.part_sent(chat_id, message_id, index + 1, index + 1 == len(parts))
+            sent += 1
+        if not parts:
+            self.store.part_sent(chat_id, message_id, 0, True)
+        return sent
+
+
+@contextlib.asynccontextmanager
+async def typing(bot: Bot, chat_id: int, interval_s: float):
+    """Show "typing..." in the chat, refreshed every ``interval_s``, for the ``with`` body."""
+
+    async def refresh() -> None:
+        while True:
+            try:
+                await bot.send_chat_action(chat_id, ChatAction.TYPING)
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_seconds(exc))
+                continue
+            except TelegramError as exc:  # cosmetic: never fail a reply over it
+                log.debug("typing action for %s failed: %s", chat_id, exc)
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.get_running_loop().create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class Drafts:
+    """A live preview of the reply (sendMessageDraft, private chats), at most one per ``interval_s``.
+
+    Drafts are cosmetic: the first error switches them off for this reply, and the final text
+    always goes out as a normal message.
+    """
+
+    def __init__(self, bot: Bot, chat_id: int, draft_id: int, interval_s: float):
+        self.bot, self.chat_id, self.draft_id, self.interval_s = bot, chat_id, draft_id, interval_s
+        self.text, self.shown, self.broken = "", "", False
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def add(self, chunk: str) -> None:
+        self.text += chunk
+        self._changed.set()
+
+    async def __aenter__(self) -> "Drafts":
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while not self.broken:
+            await self._changed.wait()
+            self._changed.clear()
+            preview = split_message(self.text)[:1]
+            if preview and preview[0] != self.shown:
+                try:
+                    await self.bot.send_message_draft(self.chat_id, self.draft_id, preview[0])
+                    self.shown = preview[0]
+                except RetryAfter as exc:
+                    await asyncio.sleep(retry_seconds(exc))
+                    self._changed.set()
+                except TelegramError as exc:
+                    log.info("drafts off for chat %s: %s", self.chat_id, exc)
+                    self.broken = True
+            await asyncio.sleep(self.interval_s)

@@ -1,0 +1,127 @@
+"""Take docs/screenshot.png: a real conversation on the web page, in headless Chromium.
+
+    .venv/bin/python scripts/screenshot.py                 # shipped weights if present, else the tiny test model
+    .venv/bin/python scripts/screenshot.py --theme dark --width 390 --height 780 --out /tmp/phone.png
+
+It starts the real server (the app `joey serve` runs) on a free loopback port, opens the page,
+sends a few messages, waits for each streamed reply and saves the screenshot. Without shipped
+weights (weights/base) it falls back to the tiny random test model, whose replies are gibberish:
+re-run it once real weights exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MESSAGES = ["Hey Joey! How you doin'?", "What's your favourite food?", "Would you share your pizza with me?"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_paths(args) -> tuple[str, str, bool]:
+    base, adapter = Path(args.base), Path(args.adapter) if args.adapter else None
+    if (base / "model.safetensors").exists() or (base / "config.json").exists():
+        return str(base), str(adapter) if adapter and adapter.exists() else "", True
+    from tests.tiny_model import build_tiny_model
+
+    print(f"no model at {base}: using the tiny test model (gibberish replies); re-run with real weights",
+          file=sys.stderr)
+    tiny_base, tiny_adapter = build_tiny_model(Path(tempfile.mkdtemp(prefix="joey-tiny-")))
+    return str(tiny_base), str(tiny_adapter), False
+
+
+class Server:
+    def __init__(self, config):
+        import uvicorn
+
+        from backend.app import create_app
+
+        self.config = config
+        self.server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=config.port,
+                                                    log_level="warning", ws="websockets-sansio",
+                                                    ws_max_size=config.max_frame_bytes))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 300
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+async def shoot(url: str, args) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": args.width, "height": args.height},
+                                            device_scale_factor=args.scale, color_scheme=args.theme)
+        page = await context.new_page()
+        await page.goto(url)
+        await page.wait_for_selector("html[data-connection=online]", timeout=60_000)
+        for i, text in enumerate(args.message or MESSAGES, start=1):
+            await page.fill("#input", text)
+            await page.press("#input", "Enter")
+            # A locator, not wait_for_function: the page's CSP forbids the eval that one needs.
+            await page.locator("#messages .msg--joey[data-state=done]").nth(i - 1).wait_for(timeout=300_000)
+        await page.fill("#input", "")
+        await page.locator("#input").blur()
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(out), animations="disabled")
+        await browser.close()
+    print(f"saved {out}")
+
+
+def main() -> int:
+    from backend.config import Config
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
+    parser.add_argument("--base", default=str(ROOT / "weights" / "base"))
+    parser.add_argument("--adapter", default=str(ROOT / "weights" / "joey-lora"))
+    parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    parser.add_argument("--width", type=int, default=900)
+    parser.add_argument("--height", type=int, default=680)
+    parser.add_argument("--scale", type=float, default=1.5, help="device pixel ratio of the image")
+    parser.add_argument("--message", action="append", help="a message to send (repeatable); default: three")
+    parser.add_argument("--chromium", default=CHROMIUM)
+    args = parser.parse_args()
+
+    base, adapter, real = model_paths(args)
+    config = dataclasses.replace(Config(), base_model=base, adapter=adapter, port=free_port(),
+                                 web_root=str(ROOT / "frontends" / "web"))
+    if not real:
+        config = dataclasses.replace(config, max_new_tokens=40, temperature=0.0)
+    with Server(config):
+        asyncio.run(shoot(f"http://127.0.0.1:{config.port}/", args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""A fake Telegram Bot API server for tests: Starlette under uvicorn on a loopback port, in a thread.
+
+python-telegram-bot is pointed at it with ``base_url`` (``FakeTelegram.base_url``). It serves
+getMe, getUpdates (long poll with offset semantics: an update is gone once a later offset is
+asked for), sendMessage, sendChatAction, sendMessageDraft, deleteWebhook and setMyCommands,
+records every call, and can answer the next call of a method with an error (a 429, a 502...).
+Bodies may be form-encoded (what PTB sends) or JSON.
+
+The test side is thread-safe and its waits are async, so an adapter on the test's own loop
+keeps running while a test waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from urllib.parse import parse_qsl
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.conftest import free_port
+
+BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Joey", "username": "joey_test_bot",
+            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+TOO_MANY = {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1}}
+BAD_GATEWAY = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+
+
+class FakeTelegram:
+    def __init__(self, token: str = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"):
+        self.token = token
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.updates: list[dict] = []  # not yet confirmed by a later offset
+        self.calls: list[tuple[str, dict, bool]] = []  # (method, params, answered ok) of every call
+        self.failures: dict[str, list[tuple[int, dict]]] = {}
+        self._update_ids = itertools.count(1000)
+        self._message_ids = itertools.count(1)
+        self._sent_ids = itertools.count(50_000)
+        app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    def __enter__(self) -> "FakeTelegram":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake Telegram did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    # --- the test side ----------------------------------------------------------------------
+    def user_message(self, chat_id: int, text: str | None = None, first_name: str = "Alice",
+                     chat_type: str = "private", **extra) -> dict:
+        """Queue an incoming message (text, or ``extra`` fields like a sticker). Returns the update."""
+        message_id = next(self._message_ids)
+        chat = {"id": chat_id, "type": chat_type}
+        chat.update({"first_name": first_name} if chat_type == "private" else {"title": "Central Perk"})
+        message = {"message_id": message_id, "date": int(time.time()), "chat": chat,
+                   "from": {"id": chat_id if chat_type == "private" else 7, "is_bot": False, "first_name": first_name},
+                   **extra}
+        if text is not None:
+            message["text"] = text
+            if text.startswith("/"):
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        with self.lock:
+            update = {"update_id": next(self._update_ids), "message": message}
+            self.updates.append(update)
+        return update
+
+    def fail_next(self, method: str, body: dict = TOO_MANY, times: int = 1) -> None:
+        with self.lock:
+            self.failures.setdefault(method, []).extend([(body["error_code"], body)] * times)
+
+    def sent(self, chat_id: int | None = None, method: str = "sendMessage", failed: bool = False) -> list[dict]:
+        """Parameters of the calls of ``method`` (to ``chat_id``) that succeeded, or with ``failed`` all."""
+        with self.lock:
+            return [p for m, p, ok in self.calls
+                    if m == method and (ok or failed) and (chat_id is None or int(p["chat_id"]) == chat_id)]
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [p["text"] for p in self.sent(chat_id)]
+
+    async def wait_texts(self, chat_id: int, count: int, timeout: float = 60) -> list[str]:
+        """Wait until ``count`` messages went to ``chat_id``; returns them all."""
+        deadline = time.monotonic() + timeout
+        while len(texts := self.texts(chat_id)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chat {chat_id}: {len(texts)} of {count} messages after {timeout} s: {texts}")
+            await asyncio.sleep(0.05)
+        return texts
+
+    # --- the Bot API side -------------------------------------------------------------------
+    async def _endpoint(self, request: Request) -> JSONResponse:
+        token, method = request.path_params["token"], request.path_params["method"]
+        if token != self.token:
+            return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401)
+        params = await _params(request)
+        with self.lock:
+            queued = self.failures.get(method)
+            failure = queued.pop(0) if queued else None
+            self.calls.append((method, params, failure is None))
+        if failure is not None:
+            return JSONResponse(failure[1], status_code=failure[0])
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404)
+        result = handler(params)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return JSONResponse({"ok": True, "result": result})
+
+    def _api_getMe(self, params: dict) -> dict:
+        return BOT_USER
+
+    def _api_deleteWebhook(self, params: dict) -> bool:
+        return True
+
+    def _api_setMyCommands(self, params: dict) -> bool:
+        return True
+
+    def _api_sendChatAction(self, params: dict) -> bool:
+        return True
+
+    def _api_sendMessageDraft(self, params: dict) -> bool:
+        return True
+
+    def _api_sendMessage(self, params: dict) -> dict:
+        chat_id = int(params["chat_id"])
+        return {"message_id": next(self._sent_ids), "date": int(time.time()), "from": BOT_USER,
+                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "text": params["text"]}
+
+    async def _api_getUpdates(self, params: dict) -> list[dict]:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        deadline = time.monotonic() + float(params.get("timeout") or 0)
+        while True:
+            with self.lock:
+                if offset:  # asking for a later offset confirms everything before it
+                    self.updates = [u for u in self.updates if u["update_id"] >= offset]
+                ready = self.updates[:limit]
+            if ready or time.monotonic() >= deadline:
+                return ready
+            await asyncio.sleep(0.02)
+
+
+async def _params(request: Request) -> dict:
+    if request.method == "GET":
+        return dict(request.query_params)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.body()
+        return json.loads(body) if body else {}
+    # PTB sends form-encoded bodies when there are no files (python-multipart is not needed).
+    return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
