@@ -18,6 +18,7 @@ import pytest_asyncio
 from playwright.async_api import expect
 
 from backend.app import CSP
+from backend.spec import load_spec
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -114,6 +115,9 @@ async def page(browser):
     await context.close()
     assert not p.console_errors(), p.console_errors()
     assert not p.dialogs, p.dialogs
+    spec = load_spec(strict=True)
+    for frame in p.sent:  # the page speaks protocol v1 exactly as docs/asyncapi.yaml writes it
+        spec.validate_client(frame)
 
 
 class PacedReply:
@@ -209,6 +213,24 @@ async def test_stop_cancels_the_reply(make_server, page):
     assert await page.page.is_enabled("#send")
 
 
+async def test_messages_typed_while_joey_answers_wait_their_turn(make_server, page):
+    server = paced(make_server(min_new_tokens=40, max_new_tokens=40))
+    await page.open(server)
+    await page.say("First")
+    await page.page.wait_for_selector("#typing", state="visible", timeout=T)
+    await page.say("Second")  # Joey is still answering: it is queued, not refused with busy
+    ids = await page.page.eval_on_selector_all("#messages .msg--user", "rows => rows.map(r => r.dataset.messageId)")
+    assert len(ids) == 2
+    for message_id in ids:
+        await page.reply_end(message_id)
+    await page.page.locator("#messages .msg--joey[data-state=done]").nth(1).wait_for(timeout=T)
+    assert not [f for f in page.received if f["type"] == "error"]
+    sent = [f["id"] for f in page.sent if f["type"] == "message"]
+    assert sent == ids
+    joey = [h["text"] for h in history(server, await page.session_id()) if h["role"] == "joey"]
+    assert await page.joey_texts() == joey and len(joey) == 2
+
+
 async def test_new_chat_clears_view_and_server_history(server, page):
     await page.open(server)
     await page.say("Remember the duck")
@@ -284,6 +306,9 @@ async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(
     await context.set_offline(True)
     await page.page.wait_for_selector("#banner", state="visible", timeout=T)
     assert await page.page.get_attribute("html", "data-connection") in ("offline", "connecting")
+    await page.say("Are you still there?")  # typed while offline: queued, sent after the reply
+    queued_id = await page.last_user_id()
+    assert await page.page.get_attribute(f'.msg--user[data-message-id="{queued_id}"]', "data-state") == "queued"
     await context.set_offline(False)
     await page.online()
     await page.page.wait_for_selector(f'.msg--joey[data-message-id="{message_id}"][data-state=done]', timeout=T)
@@ -296,10 +321,12 @@ async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(
     assert sessions[1]["in_flight"]["message_id"] == message_id  # the replay path, not just history
     after = page.received[page.received.index(sessions[1]) + 1:]
     assert after[0]["type"] == "chunk" and after[0]["seq"] == resumes[0]["last_seq"] + 1
+    await page.reply_end(queued_id)
+    await page.page.wait_for_selector(f'.msg--joey[data-message-id="{queued_id}"][data-state=done]', timeout=T)
     joey = [h for h in history(server, await page.session_id()) if h["role"] == "joey"]
-    assert len(joey) == 1 and joey[0]["message_id"] == message_id
-    assert await page.joey_texts() == [joey[0]["text"]]
-    assert await page.page.locator("#messages .msg--user").count() == 1
+    assert [h["message_id"] for h in joey] == [message_id, queued_id]
+    assert await page.joey_texts() == [h["text"] for h in joey]
+    assert await page.page.locator("#messages .msg--user").count() == 2
 
 
 async def test_markup_in_messages_renders_as_text(server, page):
@@ -334,7 +361,9 @@ async def test_limits_and_errors_are_shown_in_the_page(make_server, page):
     notice = page.page.locator("#messages .notice--error")
     await notice.wait_for(timeout=T)
     assert "slow down" in (await notice.text_content()).lower()
-    await page.page.wait_for_selector(".msg--user[data-state=failed]", timeout=T)
+    queued = page.page.locator(".msg--user[data-state=queued]")  # resent by itself after retry_after
+    await queued.wait_for(timeout=T)
+    assert "Waiting to send" in await queued.text_content()
     assert await page.page.is_enabled("#input")
 
 

@@ -476,7 +476,7 @@ ui.newChat.addEventListener("click", () => {
   ui.input.focus();
 });
 
-window.addEventListener("online", () => socket.reconnectNow());
+window.addEventListener("online", () => { if (!state.stopped) socket.reconnectNow(); });
 // The browser knows the network is gone before the heartbeat would: drop now, resume when back.
 window.addEventListener("offline", () => { if (!state.stopped) socket.drop("browser offline"); });
 document.addEventListener("visibilitychange", () => {

@@ -62,7 +62,7 @@ export class ReconnectingSocket extends EventTarget {
 
   /** Skip the wait: used when the browser comes back online or the user clicks "Retry now". */
   reconnectNow() {
-    if (this.state === "stopped" || this.state === "waiting") {
+    if (this.state === "waiting") {
       this.attempt = 0;
       this.minNextDelay = 0;
       this._clearRetry();
