@@ -37,7 +37,7 @@ class Config:
     max_history_turns: int = opt(50, "turns kept per session (older ones are dropped)")
     max_sessions: int = opt(10000, "sessions held at once (error server_full beyond)")
     max_connections: int = opt(1000, "WebSocket connections at once (closed with 1013 beyond)")
-    session_idle_s: float = opt(3600.0, "a session unused this long is forgotten")
+    session_idle_s: float = opt(604800.0, "a session unused this long is forgotten (default a week)")
     orphan_grace_s: float = opt(30.0, "a reply with no client attached is aborted after this long")
     rate_limit_messages: int = opt(20, "user messages allowed per session per rate window")
     rate_limit_window_s: float = opt(60.0, "the rate-limit window (error rate_limited beyond)")

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import codecs
-import json
 import os
-import signal
 import sys
-import threading
 import time
-from pathlib import Path
 
 from backend.client import ClientError, ConnectionLost, JoeyClient, WebSocketTransport
+from backend.terminal_input import LineReader, catch_interrupts, release_interrupts
+from backend.terminal_session import SessionFile
 
 DEFAULT_SERVER = "ws://127.0.0.1:8000/ws"
 DEFAULT_SESSION_FILE = "~/.config/joey-chat/session.json"
@@ -52,106 +49,6 @@ def run(args: argparse.Namespace) -> int:
     except (AttributeError, ValueError):
         pass
     return asyncio.run(Terminal(args).main())
-
-
-# --- the saved session ------------------------------------------------------------------------
-class SessionFile:
-    """{"sessions": {server_url: {"session_id": ..., "token": ...}}}, written atomically, mode 0600."""
-
-    def __init__(self, path: str):
-        self.path = Path(path).expanduser() if path else None
-
-    def _read(self) -> dict:
-        if self.path is None:
-            return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) and isinstance(data.get("sessions"), dict) else {}
-
-    def get(self, server: str) -> tuple[str | None, str | None]:
-        entry = self._read().get("sessions", {}).get(server)
-        if isinstance(entry, dict) and isinstance(entry.get("session_id"), str) and isinstance(entry.get("token"), str):
-            return entry["session_id"], entry["token"]
-        return None, None
-
-    def put(self, server: str, session_id: str | None, token: str | None) -> None:
-        if self.path is None:
-            return
-        data = self._read() or {"sessions": {}}
-        if session_id and token:
-            data["sessions"][server] = {"session_id": session_id, "token": token}
-        else:
-            data["sessions"].pop(server, None)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            print(f"(could not save the session to {self.path}: {exc})", file=sys.stderr)
-
-
-# --- stdin without blocking the event loop ----------------------------------------------------
-class LineReader:
-    """Lines from stdin on an asyncio.Queue; ``None`` marks the end of input.
-
-    Pipes and terminals are watched with ``add_reader`` (no thread, the fd stays blocking);
-    regular files, which epoll refuses, are read by a daemon thread that never delays exit.
-    """
-
-    def __init__(self, fd: int = 0):
-        self.fd = fd
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
-        self._loop = asyncio.get_running_loop()
-        try:
-            self._loop.add_reader(fd, self._readable)
-            self._watching = True
-        except (OSError, ValueError):
-            self._watching = False
-            threading.Thread(target=self._read_in_thread, daemon=True, name="joey-stdin").start()
-
-    def _feed(self, data: bytes) -> None:
-        self._buffer += self._decoder.decode(data, final=not data)
-        *lines, self._buffer = self._buffer.split("\n")
-        for line in lines:
-            self.queue.put_nowait(line.rstrip("\r"))
-        if not data:  # end of input: a last line without a newline still counts
-            if self._buffer:
-                self.queue.put_nowait(self._buffer)
-                self._buffer = ""
-            self.queue.put_nowait(None)
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.close()
-        self._feed(data)
-
-    def _read_in_thread(self) -> None:
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except OSError:
-                data = b""
-            self._loop.call_soon_threadsafe(self._feed, data)
-            if not data:
-                return
-
-    def close(self) -> None:
-        if self._watching:
-            self._loop.remove_reader(self.fd)
-            self._watching = False
 
 
 # --- the client, with notices on reconnect ----------------------------------------------------
@@ -260,10 +157,7 @@ class Terminal:
     async def main(self) -> int:
         loop = asyncio.get_running_loop()
         self.quit_event = asyncio.Event()
-        try:
-            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
-        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
-            pass
+        catch_interrupts(loop, self._on_interrupt)
         reader = LineReader()
         session_id, token = (None, None) if self.args.new else self.sessions.get(self.args.server)
         self.client = TerminalClient(WebSocketTransport(self.args.server, api_key=self.args.api_key),
@@ -284,10 +178,7 @@ class Terminal:
             return await self._converse(reader)
         finally:
             reader.close()
-            try:
-                loop.remove_signal_handler(signal.SIGINT)
-            except (NotImplementedError, RuntimeError):
-                pass
+            release_interrupts(loop)
             try:
                 await asyncio.wait_for(self.client.close(), 2)
             except Exception:  # closing a connection that is already gone

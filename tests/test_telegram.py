@@ -3,7 +3,8 @@
 Conversation tests run twice: in-process (the plugin on the server's loop, LocalTransport to
 its hub) and out-of-process (the adapter on the test's loop, WebSocket to the server), the two
 ways ``joey serve --telegram`` and ``joey telegram`` run. The tiny test model talks gibberish,
-so the assertions are about structure and history, not about what Joey says.
+so the assertions are about structure and history, not about what Joey says. Splitting and
+sending a long reply are in test_telegram_sending.py.
 """
 
 from __future__ import annotations
@@ -16,125 +17,19 @@ import sqlite3
 
 import pytest
 
-from backend.client import WebSocketTransport
 from frontends.telegram import texts
 from frontends.telegram.bot import TelegramAdapter
-from frontends.telegram.chat_store import ChatStore
-from frontends.telegram.config import TelegramConfig, TelegramConfigError
+from frontends.telegram.config import TelegramConfigError
 from frontends.telegram.plugin import TelegramFrontend
-from frontends.telegram.sending import Sender
-from frontends.telegram.split import TELEGRAM_LIMIT, split_message, tg_len
+from frontends.telegram.split import tg_len
 from model.prompt import Turn
 from tests.conftest import wait_until
-from tests.fake_telegram import BAD_GATEWAY, FakeTelegram
+from tests.fake_telegram import BAD_GATEWAY
+from tests.telegram_fixtures import TOKEN, Bot, tg_config, user_texts
+from tests.telegram_fixtures import bot, fake, mode  # noqa: F401  (fixtures: pytest finds them by name here)
 
-TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
 # PTB's own RetryAfter warns that retry_after will become a timedelta; the adapter handles both.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-
-
-@pytest.fixture
-def fake():
-    with FakeTelegram(TOKEN) as running:
-        yield running
-
-
-def tg_config(fake: FakeTelegram, tmp_path, **overrides) -> TelegramConfig:
-    values = dict(token=TOKEN, base_url=fake.base_url, state_path=str(tmp_path / "telegram.db"),
-                  typing_interval_s=0.3, poll_timeout_s=1, retry_base_s=0.05, draft_interval_s=0.05)
-    return TelegramConfig(**{**values, **overrides})
-
-
-async def on_loop(loop: asyncio.AbstractEventLoop, coro):
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
-
-
-class Bot:
-    """One adapter, in-process (on the server's loop, through the hub) or out-of-process (WebSocket)."""
-
-    def __init__(self, mode: str, server, config: TelegramConfig):
-        self.mode, self.server, self.config = mode, server, config
-        self.adapter: TelegramAdapter | None = None
-
-    async def start(self) -> "Bot":
-        if self.mode == "in-process":
-            frontend = TelegramFrontend(self.config, self.server.hub)
-            self.adapter = frontend.adapter
-            await on_loop(self.server.server_loop, frontend.start())
-        else:
-            self.adapter = TelegramAdapter(self.config, lambda: WebSocketTransport(self.server.url))
-            await self.adapter.start()
-        return self
-
-    async def stop(self) -> None:
-        if self.mode == "in-process":
-            await on_loop(self.server.server_loop, self.adapter.stop())
-        else:
-            await self.adapter.stop()
-
-    def session(self, chat_id: int):
-        return self.server.hub.sessions[self.adapter.clients[chat_id].session_id]
-
-
-@pytest.fixture(params=["in-process", "out-of-process"])
-def mode(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def bot(mode, server, fake, tmp_path):
-    running = await Bot(mode, server, tg_config(fake, tmp_path)).start()
-    yield running
-    await running.stop()
-
-
-def user_texts(session) -> list[str]:
-    return [h["text"] for h in session.history if h["role"] == "user"]
-
-
-# --- splitting ---------------------------------------------------------------------------------
-def test_short_text_is_one_piece():
-    assert split_message("How you doin'?") == ["How you doin'?"]
-    assert split_message("   ") == []
-
-
-def test_split_prefers_paragraphs_then_sentences_then_words():
-    para = "A" * 30 + ".\n\n" + "B" * 30
-    assert split_message(para, limit=50) == ["A" * 30 + ".", "B" * 30]
-    sentences = "Joey doesn't share food! " * 10
-    pieces = split_message(sentences, limit=100)
-    assert all(p.endswith("food!") and tg_len(p) <= 100 for p in pieces)
-    words = " ".join(["sandwich"] * 40)
-    assert all(not p.startswith(" ") and tg_len(p) <= 50 and "sandwich" in p for p in split_message(words, 50))
-
-
-def test_split_keeps_every_word_within_the_limit():
-    text = " ".join(f"word{i}." if i % 7 == 0 else f"word{i}" for i in range(3000)) + "\n\n" + "x" * 5000
-    pieces = split_message(text)
-    assert all(0 < tg_len(p) <= TELEGRAM_LIMIT for p in pieces)
-    assert "".join(pieces).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace("\n", "")
-
-
-def test_split_counts_utf16_units():
-    pieces = split_message("🍕" * 3000)  # each pizza is two UTF-16 units
-    assert [tg_len(p) for p in pieces] == [4096, 1904] and "".join(pieces) == "🍕" * 3000
-
-
-async def test_sender_splits_a_long_reply_and_never_resends(fake, tmp_path):
-    from telegram import Bot as PTBBot
-
-    text = "Okay, here's the thing about sandwiches. " * 250  # about 10,000 characters
-    store = ChatStore(tmp_path / "s.db")
-    async with PTBBot(TOKEN, base_url=fake.base_url) as ptb:
-        sender = Sender(ptb, store, base_s=0.01)
-        fake.fail_next("sendMessage", times=1)  # a 429 on the first part
-        assert await sender.reply(7, 1, text) == 3
-        assert await sender.reply(7, 1, text) == 0  # a replayed update sends nothing again
-    sent = fake.texts(7)
-    assert len(sent) == 3 and all(tg_len(t) <= TELEGRAM_LIMIT for t in sent)
-    assert " ".join(sent) == text.strip()
-    assert len(fake.sent(7, failed=True)) == 4  # the refused call, then three that went through
-    store.close()
 
 
 # --- conversations, both modes -------------------------------------------------------------------

@@ -1,0 +1,55 @@
+// The session on a reconnecting socket: open or resume on every new connection, hand each frame
+// to its handler, and reconnect as soon as the browser says it can.
+
+import { showReconnecting } from "./banner.js";
+import { socket, state } from "./context.js";
+import { onChunk, onReplyEnd, onReplyStart, onReset, onSession } from "./conversation.js";
+import { onError } from "./errors.js";
+import { refresh } from "./status.js";
+
+const HANDLERS = {
+  session: onSession, reply_start: onReplyStart, chunk: onChunk, reply_end: onReplyEnd, reset: onReset,
+  error: onError, pong: () => {},
+};
+
+export function bindConnection() {
+  socket.addEventListener("open", () => {
+    state.ready = false;
+    if (state.stored) {
+      state.sentLastSeq = state.appliedSeq;
+      socket.send({ type: "resume", session_id: state.stored.session_id, token: state.stored.token,
+                    last_seq: state.appliedSeq });
+    } else {
+      state.sentLastSeq = 0;
+      socket.send({ type: "open" });
+    }
+    refresh();
+  });
+
+  socket.addEventListener("frame", (event) => {
+    const frame = event.detail.frame;
+    const handler = HANDLERS[frame.type];
+    if (handler) handler(frame); // unknown types: a newer server, ignore
+  });
+
+  socket.addEventListener("down", () => {
+    state.ready = false;
+    if (!state.stopped) showReconnecting();
+    refresh();
+  });
+
+  socket.addEventListener("state", () => refresh());
+
+  window.addEventListener("online", () => { if (!state.stopped) socket.reconnectNow(); });
+  // The browser knows the network is gone before the heartbeat would: drop now, resume when back.
+  window.addEventListener("offline", () => { if (!state.stopped) socket.drop("browser offline"); });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !state.stopped) socket.reconnectNow();
+  });
+}
+
+export function connect() {
+  socket.start();
+  // A first connection that takes this long is worth explaining rather than a silent spinner.
+  setTimeout(() => { if (!state.everReady && !state.stopped) showReconnecting(); }, 2500);
+}

@@ -1,0 +1,102 @@
+"""The web chat page survives reloads, a second tab and a dropped connection, losing and repeating nothing.
+
+Real headless Chromium against a real server and the tiny model, as in test_web.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.web_fixtures import CHROMIUM, T, Page, history, paced
+from tests.web_fixtures import browser, page  # noqa: F401  (fixtures: pytest finds them by name here)
+
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+
+
+async def test_reload_restores_the_conversation(server, page):
+    await page.open(server)
+    await page.say("Do you want pizza?")
+    first = await page.last_user_id()
+    await page.reply_end(first)
+    await page.say("And a sandwich?")
+    await page.reply_end(await page.last_user_id())
+    session_id = await page.session_id()
+    expected = [(h["role"], h["text"]) for h in history(server, session_id)]
+    assert len(expected) == 4
+
+    await page.page.reload()
+    await page.online()
+    rows = await page.page.eval_on_selector_all(
+        "#messages .msg", "rows => rows.map(r => [r.dataset.role, r.querySelector('.msg__text').textContent])")
+    assert [tuple(r) for r in rows] == expected
+    resume = [f for f in page.sent if f["type"] == "resume"]
+    assert resume and resume[-1]["session_id"] == session_id and resume[-1]["last_seq"] == 0
+    assert await page.session_id() == session_id
+
+
+async def test_reload_mid_reply_replays_the_whole_reply(make_server, page):
+    server = paced(make_server(min_new_tokens=200, max_new_tokens=200))
+    await page.open(server)
+    await page.say("Tell me a story")
+    message_id = await page.last_user_id()
+    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    await page.page.reload()
+    await page.online()
+    session = [f for f in page.received if f["type"] == "session"][-1]
+    assert session["in_flight"]["message_id"] == message_id  # still answering: the reply is replayed
+    await page.page.wait_for_selector(f'.msg--joey[data-message-id="{message_id}"][data-state=done]', timeout=T)
+    joey = [h for h in history(server, await page.session_id()) if h["role"] == "joey"]
+    assert await page.joey_texts() == [joey[0]["text"]]
+    assert await page.page.locator("#messages .msg--user").count() == 1
+
+
+async def test_second_tab_takes_the_session_over(server, page):
+    await page.open(server)
+    other = Page(await page.page.context.new_page())  # same browser profile, same stored session
+    await other.open(server)
+    assert await other.session_id() == await page.session_id()
+    await page.page.wait_for_selector("html[data-connection=stopped]", timeout=T)
+    assert "another tab" in await page.page.text_content("#banner")
+    await page.page.click("#banner-action")  # "Use it here"
+    await page.online()
+    await other.page.wait_for_selector("html[data-connection=stopped]", timeout=T)
+    assert not other.console_errors()
+
+
+async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(make_server, page):
+    server = paced(make_server(min_new_tokens=200, max_new_tokens=200, orphan_grace_s=60))
+    await page.open(server)
+    await page.say("Tell me about your acting career")
+    message_id = await page.last_user_id()
+    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+
+    context = page.page.context
+    await context.set_offline(True)
+    await page.page.wait_for_selector("#banner", state="visible", timeout=T)
+    assert await page.page.get_attribute("html", "data-connection") in ("offline", "connecting")
+    await page.say("Are you still there?")  # typed while offline: queued, sent after the reply
+    queued_id = await page.last_user_id()
+    assert await page.page.get_attribute(f'.msg--user[data-message-id="{queued_id}"]', "data-state") == "queued"
+    await context.set_offline(False)
+    await page.online()
+    await page.page.wait_for_selector(f'.msg--joey[data-message-id="{message_id}"][data-state=done]', timeout=T)
+    await page.page.wait_for_selector("#banner", state="hidden", timeout=T)
+
+    resumes = [f for f in page.sent if f["type"] == "resume"]
+    assert len(resumes) == 1 and resumes[0]["last_seq"] > 0  # kept the partial bubble, asked for the rest
+    sessions = [f for f in page.received if f["type"] == "session"]
+    assert len(sessions) == 2 and sessions[1]["resumed"]
+    assert sessions[1]["in_flight"]["message_id"] == message_id  # the replay path, not just history
+    after = page.received[page.received.index(sessions[1]) + 1:]
+    assert after[0]["type"] == "chunk" and after[0]["seq"] == resumes[0]["last_seq"] + 1
+    await page.reply_end(queued_id)
+    await page.page.wait_for_selector(f'.msg--joey[data-message-id="{queued_id}"][data-state=done]', timeout=T)
+    joey = [h for h in history(server, await page.session_id()) if h["role"] == "joey"]
+    assert [h["message_id"] for h in joey] == [message_id, queued_id]
+    assert await page.joey_texts() == [h["text"] for h in joey]
+    assert await page.page.locator("#messages .msg--user").count() == 2

@@ -1,0 +1,154 @@
+"""Shared pieces of the browser tests (tests/test_web*.py): headless Chromium, a recorded page, paced replies.
+
+The fixtures here are imported by name into each test module: pytest finds fixtures in a test
+module's namespace, and a root conftest would start Chromium for tests that never use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest_asyncio
+
+from backend.spec import load_spec
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WEB_ROOT = Path(__file__).resolve().parent.parent / "frontends" / "web"
+T = 30_000  # ms: a generous wait on a busy 2-core machine
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+class Page:
+    """A page plus what it did: frames on its WebSockets, console errors, dialogs."""
+
+    def __init__(self, page):
+        self.page = page
+        self.received: list[dict] = []
+        self.sent: list[dict] = []
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("websocket", self._on_websocket)
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("dialog", self._on_dialog)
+
+    def _on_websocket(self, ws) -> None:
+        ws.on("framereceived", lambda payload: self.received.append(json.loads(payload)))
+        ws.on("framesent", lambda payload: self.sent.append(json.loads(payload)))
+
+    async def _on_dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    async def open(self, server) -> None:
+        await self.page.goto(server.http + "/")
+        await self.online()
+
+    async def online(self) -> None:
+        await self.page.wait_for_selector("html[data-connection=online]", timeout=T)
+
+    async def say(self, text: str) -> None:
+        await self.page.fill("#input", text)
+        await self.page.press("#input", "Enter")
+
+    async def frame(self, predicate, timeout: float = T / 1000) -> dict:
+        """The first received frame matching ``predicate``, waiting for it if need be."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for frame in self.received:
+                if predicate(frame):
+                    return frame
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no matching frame among {[f['type'] for f in self.received]}")
+            await asyncio.sleep(0.05)
+
+    async def reply_end(self, message_id: str) -> dict:
+        return await self.frame(lambda f: f["type"] == "reply_end" and f["message_id"] == message_id)
+
+    async def last_user_id(self) -> str:
+        user = self.page.locator("#messages .msg--user").last
+        await user.wait_for(timeout=T)
+        return await user.get_attribute("data-message-id")
+
+    async def joey_texts(self) -> list[str]:
+        return await self.page.eval_on_selector_all(
+            "#messages .msg--joey .msg__text", "nodes => nodes.map(n => n.textContent)")
+
+    async def session_id(self) -> str:
+        stored = await self.page.evaluate("localStorage.getItem('joey-chat.session.v1')")
+        return json.loads(stored)["session_id"]
+
+    def console_errors(self) -> list[str]:
+        # A refused connect while offline is logged by the browser itself, not by the page.
+        return [e for e in self.errors if not e.startswith("WebSocket connection to")]
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser):
+    context = await browser.new_context(viewport={"width": 1000, "height": 760})
+    p = Page(await context.new_page())
+    yield p
+    await context.close()
+    assert not p.console_errors(), p.console_errors()
+    assert not p.dialogs, p.dialogs
+    spec = load_spec(strict=True)
+    for frame in p.sent:  # the page speaks protocol v1 exactly as docs/asyncapi.yaml writes it
+        spec.validate_client(frame)
+
+
+class PacedReply:
+    """A reply stream that waits between chunks, so a browser test can act mid-reply.
+
+    The tiny model writes 200 tokens in a fraction of a second; a person's Stop click or a
+    network drop takes longer than that. Only the pace changes: the frames are the real ones.
+    """
+
+    def __init__(self, inner, delay: float):
+        self.inner, self.delay = inner, delay
+
+    @property
+    def finish_reason(self):
+        return self.inner.finish_reason
+
+    @property
+    def tokens(self):
+        return self.inner.tokens
+
+    async def __aiter__(self):
+        async for text in self.inner:
+            await asyncio.sleep(self.delay)
+            yield text
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class PacedGenerator:
+    def __init__(self, inner, delay: float):
+        self.inner, self.delay = inner, delay
+
+    def stream(self, turns, params):
+        return PacedReply(self.inner.stream(turns, params), self.delay)
+
+
+def paced(server, delay: float = 0.03):
+    server.hub.generator = PacedGenerator(server.hub.generator, delay)
+    return server
+
+
+def history(server, session_id: str) -> list[dict]:
+    return list(server.hub.sessions[session_id].history)
