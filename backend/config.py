@@ -36,6 +36,7 @@ class Config:
     max_frame_bytes: int = opt(65536, "largest WebSocket frame; bigger ones close the connection with 1009")
     max_history_turns: int = opt(50, "turns kept per session (older ones are dropped)")
     max_sessions: int = opt(10000, "sessions held at once (error server_full beyond)")
+    max_frames_per_s: float = opt(50.0, "frames read per connection per second; a faster sender is slowed, not closed")
     max_connections: int = opt(1000, "WebSocket connections at once (closed with 1013 beyond)")
     session_idle_s: float = opt(604800.0, "a session unused this long is forgotten (default a week)")
     orphan_grace_s: float = opt(30.0, "a reply with no client attached is aborted after this long")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -29,11 +30,31 @@ CLOSING_ERRORS = {p.ErrorCode.SESSION_TAKEN_OVER.value: CLOSE_NORMAL,
                   p.ErrorCode.SERVER_RESTARTING.value: CLOSE_SERVICE_RESTART}
 
 
+class FramePacer:
+    """A token bucket over inbound frames. Past the budget it sleeps instead of reading, so a
+    flooding client is slowed by TCP backpressure while every frame still gets its answer."""
+
+    def __init__(self, per_second: float):
+        self.rate, self.allowance, self.last = per_second, per_second, time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        self.allowance = min(self.rate, self.allowance + (now - self.last) * self.rate)
+        self.last = now
+        if self.allowance < 1:
+            await asyncio.sleep((1 - self.allowance) / self.rate)
+            self.last = time.monotonic()
+            self.allowance = 1
+        self.allowance -= 1
+
+
 async def serve_connection(websocket: WebSocket, hub: Hub, config: Config) -> None:
     endpoint = Endpoint(hub)
+    pacer = FramePacer(config.max_frames_per_s)
     sender = asyncio.create_task(_send_forever(websocket, endpoint.outbox, config.send_timeout_s))
     try:
         while True:
+            await pacer.wait()
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break

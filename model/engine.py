@@ -20,6 +20,7 @@ from enum import Enum
 
 import torch
 
+from model.detokenize import StreamDecoder
 from model.lean import LeanLlama
 from model.sampling import GenerationParams, choose
 
@@ -44,8 +45,8 @@ class _Request:
     params: GenerationParams
     emit: callable
     generator: torch.Generator
+    decoder: StreamDecoder
     generated: list[int] = field(default_factory=list)
-    sent: str = ""  # text already emitted; always a prefix of the decoded reply
 
 
 class Reply:
@@ -83,6 +84,8 @@ class Engine:
                  max_batch: int, threads: int = 1, max_prefills_per_step: int = 2):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
+        # Per slot: which tokens the prompt or reply already holds (for the repetition penalty).
+        self._seen = torch.zeros(model.max_slots, model.vocab_size, dtype=torch.bool)
         # The engine thread decodes with its own copy: a fast tokenizer is not safe to share.
         self._tokenizer = copy.deepcopy(tokenizer)
         self.max_batch = min(max_batch, model.max_slots)
@@ -132,7 +135,8 @@ class Engine:
 
         seed = params.seed if params.seed is not None else torch.seed()
         gen = torch.Generator().manual_seed(seed)
-        self._inbox.put(("submit", _Request(reply.id, list(prompt), params, emit, gen)))
+        decoder = StreamDecoder(self._tokenizer)
+        self._inbox.put(("submit", _Request(reply.id, list(prompt), params, emit, gen, decoder)))
         return reply
 
     def abort(self, request_id: int) -> None:
@@ -142,15 +146,19 @@ class Engine:
     def _run(self) -> None:
         torch.set_num_threads(self.threads)
         try:
-            while self._take_inbox(block=not (self._active or self._waiting)):
-                self._admit()
-                if self._active:
-                    self._step()
+            with torch.inference_mode():
+                self._loop()
         except BaseException as exc:  # keep the reason for /readyz, fail everyone cleanly
             log.exception("engine failed")
             self.failure = exc
             for req in [*self._active, *self._waiting]:
                 req.emit(("end", FinishReason.ERROR, str(exc)))
+
+    def _loop(self) -> None:
+        while self._take_inbox(block=not (self._active or self._waiting)):
+            self._admit()
+            if self._active:
+                self._step()
 
     def _take_inbox(self, block: bool) -> bool:
         """Apply queued submits and aborts. Returns False when asked to stop."""
@@ -188,56 +196,56 @@ class Engine:
                 req.emit(("end", FinishReason.ERROR, str(exc)))
                 continue
             self._active.append(req)
+            self._seen[slot] = False
+            self._seen[slot, req.prompt] = True
             admitted += 1
-            self._advance(slot, logits)
+            self._advance([slot], logits.unsqueeze(0))
 
     def _step(self) -> None:
         tokens = torch.tensor([r.generated[-1] for r in self._active])
         positions = torch.tensor([len(r.prompt) + len(r.generated) - 1 for r in self._active])
-        logits = self.model.decode(tokens, positions)
-        # Walk backwards: releasing slot i moves the last request into it.
-        for slot in reversed(range(len(self._active))):
-            self._advance(slot, logits[slot])
+        self._advance(list(range(len(self._active))), self.model.decode(tokens, positions))
 
-    def _advance(self, slot: int, logits: torch.Tensor) -> None:
+    def _advance(self, slots: list[int], logits: torch.Tensor) -> None:
+        """Choose each slot's next token (row i of ``logits`` belongs to ``slots[i]``) and act on it."""
+        reqs = [self._active[s] for s in slots]
+        too_short = [i for i, r in enumerate(reqs) if len(r.generated) < r.params.min_new_tokens]
+        if too_short:
+            logits[torch.tensor(too_short).unsqueeze(1), self._stop_index] = float("-inf")
+        tokens = choose(logits, self._seen[slots], [r.params for r in reqs], [r.generator for r in reqs])
+        # Walk backwards: releasing slot s moves the last request into it, and every slot after
+        # s has been handled by then.
+        for slot, token in sorted(zip(slots, tokens), reverse=True):
+            self._take(slot, token)
+
+    def _take(self, slot: int, token: int) -> None:
         req = self._active[slot]
-        seen = torch.tensor(req.prompt + req.generated)
-        if len(req.generated) < req.params.min_new_tokens:
-            logits = logits.clone()
-            logits[self._stop_index] = float("-inf")
-        token = choose(logits, seen, req.params, req.generator)
         if token in self.stop_ids:
             self._release(slot, FinishReason.STOP)
             return
         req.generated.append(token)
+        self._seen[slot, token] = True
         self.tokens_generated += 1
-        text = self._text(req)
-        if self.stop_text and self.stop_text in text:
+        chunk = req.decoder.push(token)
+        if self.stop_text and self.stop_text in (text := req.decoder.text()):
             req.generated.pop()  # the stop text belongs to the next line, not this reply
             self._release(slot, FinishReason.STOP, final=text[: text.index(self.stop_text)])
             return
-        # Hold back a trailing partial UTF-8 character until the next token completes it.
-        if not text.endswith("\ufffd") and text.startswith(req.sent) and len(text) > len(req.sent):
-            req.emit(("text", text[len(req.sent):], 0))
-            req.sent = text
+        if chunk:
+            req.emit(("text", chunk, 0))
         full = len(req.prompt) + len(req.generated) >= self.model.max_len - 1
         if len(req.generated) >= req.params.max_new_tokens or full:
             self._release(slot, FinishReason.LENGTH)
 
-    def _text(self, req: _Request) -> str:
-        # The prompt ends with "Joey:" and the reply starts with its space; the reply itself
-        # does not, so history renders back as "Joey: text" exactly as in training.
-        return self._tokenizer.decode(req.generated, skip_special_tokens=True).lstrip()
-
     def _release(self, slot: int, reason: FinishReason, final: str | None = None) -> None:
         req = self._active[slot]
-        text = final if final is not None else self._text(req)
-        if text.startswith(req.sent) and len(text) > len(req.sent):
-            req.emit(("text", text[len(req.sent):], 0))
+        if chunk := req.decoder.flush(final):
+            req.emit(("text", chunk, 0))
         req.emit(("end", reason, len(req.generated)))
         last = len(self._active) - 1
         if slot != last:
             moved = self._active[last]
             self.model.move_slot(last, slot, len(moved.prompt) + len(moved.generated))
+            self._seen[slot] = self._seen[last]
             self._active[slot] = moved
         self._active.pop()

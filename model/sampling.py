@@ -33,28 +33,28 @@ class GenerationParams:
 GREEDY = GenerationParams(temperature=0.0, repetition_penalty=1.0)
 
 
-def penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
-    """The CTRL / HF rule: shrink a seen token's logit toward "less likely" whatever its sign."""
-    if penalty == 1.0 or seen.numel() == 0:
-        return logits
-    logits = logits.clone()
-    picked = logits[seen]
-    logits[seen] = torch.where(picked > 0, picked / penalty, picked * penalty)
-    return logits
+def choose(logits: torch.Tensor, seen: torch.Tensor, params: list[GenerationParams],
+           generators: list[torch.Generator]) -> list[int]:
+    """Next token for each row of ``logits`` (n, vocab).
 
-
-def choose(logits: torch.Tensor, seen: torch.Tensor, params: GenerationParams, gen: torch.Generator) -> int:
-    logits = penalize(logits.float(), seen, params.repetition_penalty)
-    if params.greedy:
-        return int(logits.argmax())
-    logits = logits / params.temperature
-    if 0 < params.top_k < logits.numel():
-        kth = torch.topk(logits, params.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if params.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = torch.softmax(sorted_logits, -1).cumsum(-1)
-        # Drop a token when the ones before it already reach top_p; the best one always stays.
-        drop = cumulative - torch.softmax(sorted_logits, -1) >= params.top_p
-        logits[order[drop]] = float("-inf")
-    return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+    ``seen`` (n, vocab, bool) marks tokens already in a row's prompt or reply; the repetition
+    penalty follows the CTRL / HF rule (shrink a seen token's logit toward "less likely",
+    whatever its sign). The penalty and top-k run batched; only the final draw is per row, so
+    each request keeps its own seeded generator.
+    """
+    penalty = torch.tensor([p.repetition_penalty for p in params], dtype=logits.dtype).unsqueeze(1)
+    logits = torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
+    vocab = logits.shape[1]
+    sampled = [i for i, p in enumerate(params) if not p.greedy]
+    k_max = max((params[i].top_k if 0 < params[i].top_k < vocab else vocab for i in sampled), default=0)
+    top_values, top_ids = torch.topk(logits, k_max, dim=1) if sampled else (None, None)
+    tokens = logits.argmax(dim=1).tolist()
+    for i in sampled:
+        p = params[i]
+        k = p.top_k if 0 < p.top_k < vocab else vocab
+        probs = torch.softmax(top_values[i, :k] / p.temperature, dim=0)
+        if p.top_p < 1.0:
+            # Drop a token when the ones before it already reach top_p; the best one always stays.
+            probs = probs * ((probs.cumsum(0) - probs) < p.top_p)
+        tokens[i] = int(top_ids[i, int(torch.multinomial(probs, 1, generator=generators[i]))])
+    return tokens

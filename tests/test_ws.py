@@ -188,3 +188,18 @@ def test_prompt_turns_use_display_name(server):
     gen = server.app.state.generator
     text = gen.tokenizer.decode(gen.prompt_ids([Turn("Rachel", "Hi Joey")], server.hub.params))
     assert "Rachel: Hi Joey" in text
+
+
+async def test_a_frame_flood_is_paced_not_dropped(make_server):
+    server = make_server(max_frames_per_s=20)
+    async with connect(server.url) as c:
+        await c.open()
+        started = asyncio.get_running_loop().time()
+        for i in range(60):
+            await c.ws.send("{bad")
+        codes = [(await c.recv())["code"] for _ in range(60)]
+        elapsed = asyncio.get_running_loop().time() - started
+        assert codes == ["bad_json"] * 60
+        assert elapsed >= 1.5  # 20 burst + 40 paced at 20/s: at least about 2 s
+        end, _ = await c.ask("still answered", "after-flood")
+        assert end["type"] == "reply_end"
