@@ -84,8 +84,9 @@ class Hub:
         self.generator, self.config, self.store = generator, config, store
         self.sessions: dict[str, Session] = {}
         self.params = GenerationParams(
-            max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens, temperature=config.temperature, top_k=config.top_k,
-            top_p=config.top_p, repetition_penalty=config.repetition_penalty,
+            max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens,
+            temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
+            repetition_penalty=config.repetition_penalty,
         )
         self._reaper: asyncio.Task | None = None
 
@@ -96,7 +97,7 @@ class Hub:
             for row in self.store.load(self.config.session_idle_s):
                 self.sessions[row["id"]] = Session.restore(row, self.config.max_history_turns)
             log.info("restored %d sessions", len(self.sessions))
-        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+        self._reaper = self.loop.create_task(self._reap_forever())
 
     def _save(self, session: Session) -> None:
         if self.store is not None:

@@ -123,6 +123,19 @@ use seed {results['seed']} + prompt index.
 | --- | --- | --- | --- |
 {rows}
 
+## Other bases
+The server runs any LLaMA-family causal LM with a PEFT LoRA, from local directories or hub ids
+(for users with hub access; nothing here depends on the hub). To give a stock
+`nickypro/tinyllama-15M` Joey's voice, train an adapter for it and serve the pair:
+
+```sh
+joey train --data ../shared/data --stage lora --base-model nickypro/tinyllama-15M --out weights/tinyllama
+joey serve --base-model nickypro/tinyllama-15M --adapter weights/tinyllama/joey-lora
+```
+
+Its Llama 2 tokenizer has no turn tokens, so the same prompt builder renders the scene as plain
+`Name: text` lines and a reply stops at the end of its line.
+
 ## Limitations
 - About 5.5M parameters trained for about an hour on a CPU: replies are sitcom-shaped and often
   on topic, but it has no real knowledge, loses track in long conversations and can contradict

@@ -128,7 +128,8 @@ def joey_examples(tok, pairs: list[corpus.JoeyPair], budget: int, rng: random.Ra
     return examples
 
 
-def collate(batch: list[tuple[list, list]], pad_id: int):
+def collate(batch: list[tuple[list, list]], pad_id: int | None):
+    pad_id = pad_id or 0  # padded positions are masked out of attention and loss anyway
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id)
     labels = torch.full((len(batch), width), -100)
@@ -182,13 +183,15 @@ def save_final(cfg: TrainConfig, tok, peft_model) -> None:
     import shutil
 
     base_out, lora_out = cfg.out / "base", cfg.out / "joey-lora"
-    for d in (base_out, lora_out):
-        shutil.rmtree(d, ignore_errors=True)
-    shutil.copytree(cfg.work / "base", base_out)
+    shutil.rmtree(lora_out, ignore_errors=True)
+    if not cfg.base_model:  # an outside base stays where it is; only its adapter is ours
+        shutil.rmtree(base_out, ignore_errors=True)
+        shutil.copytree(cfg.work / "base", base_out)
     for p in peft_model.parameters():
         if p.requires_grad:
             p.data = p.data.to(torch.float16)
     peft_model.save_pretrained(str(lora_out))
+    (lora_out / "README.md").unlink(missing_ok=True)  # peft's empty template; docs/MODEL.md is the card
     log.info("saved %s and %s", base_out, lora_out)
 
 
@@ -215,7 +218,7 @@ def plot_history(history: list, path: Path) -> None:
 
 
 def run(cfg: TrainConfig) -> None:
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg.work.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -233,9 +236,11 @@ def run(cfg: TrainConfig) -> None:
         tok = build_tokenizer(cfg, scenes)
         base = pretrain(cfg, tok, scenes)
     else:
-        tok = AutoTokenizer.from_pretrained(str(cfg.work / "base"))
-        base = LlamaForCausalLM.from_pretrained(str(cfg.work / "base"), dtype=torch.float32)
-        cfg.history = [r for r in json.loads(history_file.read_text()) if r[0] == "pretrain"]
+        source = cfg.base_model or str(cfg.work / "base")
+        tok = AutoTokenizer.from_pretrained(source)
+        base = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+        if history_file.exists() and not cfg.base_model:
+            cfg.history = [r for r in json.loads(history_file.read_text()) if r[0] == "pretrain"]
     peft_model = train_lora(cfg, tok, base, scenes)
     save_final(cfg, tok, peft_model)
     history_file.write_text(json.dumps(cfg.history))

@@ -12,6 +12,7 @@ class TrainConfig:
     out: Path = Path("weights")  # final weights: out/base and out/joey-lora
     work: Path = Path("build/train")  # intermediate files and logs, never committed
     stage: str = "all"  # "all", or "lora" to retrain only the adapter on work/base
+    base_model: str = ""  # with --stage lora: train the adapter on this base (directory or hub id)
     seed: int = 0  # every random choice (init, batches, augmentation) follows from it
     threads: int = 1  # torch threads; 2 collapse (5-10x slower) when anything else runs on a 2-core host
     vocab_size: int = 8192  # BPE vocabulary, special tokens included

@@ -17,8 +17,6 @@ import dataclasses
 import socket
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,30 +46,11 @@ def model_paths(args) -> tuple[str, str, bool]:
     return str(tiny_base), str(tiny_adapter), False
 
 
-class Server:
-    def __init__(self, config):
-        import uvicorn
+def running_server(config):
+    from backend.app import create_app
+    from tests.server_thread import ServerThread
 
-        from backend.app import create_app
-
-        self.config = config
-        self.server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=config.port,
-                                                    log_level="warning", ws="websockets-sansio",
-                                                    ws_max_size=config.max_frame_bytes))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 300
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+    return ServerThread(create_app(config), config.port, ws_max_size=config.max_frame_bytes, start_timeout=300)
 
 
 async def shoot(url: str, args) -> None:
@@ -115,10 +94,10 @@ def main() -> int:
 
     base, adapter, real = model_paths(args)
     config = dataclasses.replace(Config(), base_model=base, adapter=adapter, port=free_port(),
-                                 web_root=str(ROOT / "frontends" / "web"))
+                                 web_root=str(ROOT / "frontends" / "web"), state_path="")
     if not real:
         config = dataclasses.replace(config, max_new_tokens=40, temperature=0.0)
-    with Server(config):
+    with running_server(config):
         asyncio.run(shoot(f"http://127.0.0.1:{config.port}/", args))
     return 0
 

@@ -7,13 +7,13 @@ import contextlib
 import dataclasses
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from backend.config import Config
+from tests.server_thread import ServerThread
 from tests.tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,21 +31,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class RunningServer:
-    """uvicorn serving the real app in a background thread, exactly as ``joey serve`` runs it."""
+class RunningServer(ServerThread):
+    """The real app under uvicorn in a background thread, exactly as ``joey serve`` runs it."""
 
     def __init__(self, config: Config):
-        import uvicorn
-
         from backend.app import create_app
 
         self.config = config
         self.app = create_app(config)
-        self.server = uvicorn.Server(uvicorn.Config(
-            self.app, host="127.0.0.1", port=config.port, log_level="warning", ws="websockets-sansio",
-            ws_max_size=config.max_frame_bytes, lifespan="on",
-        ))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(self.app, config.port, ws_max_size=config.max_frame_bytes)
 
     @property
     def url(self) -> str:
@@ -62,19 +56,6 @@ class RunningServer:
     @property
     def server_loop(self) -> asyncio.AbstractEventLoop:
         return self.hub.loop
-
-    def __enter__(self) -> "RunningServer":
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def server_config(base: Path, adapter: Path | None, **overrides) -> Config:

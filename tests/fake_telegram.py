@@ -19,13 +19,13 @@ import threading
 import time
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.conftest import free_port
+from tests.server_thread import ServerThread
 
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Joey", "username": "joey_test_bot",
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -46,26 +46,18 @@ class FakeTelegram:
         self._message_ids = itertools.count(1)
         self._sent_ids = itertools.count(50_000)
         app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._server = ServerThread(app, self.port, lifespan="off", start_timeout=30)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
     def __enter__(self) -> "FakeTelegram":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake Telegram did not start")
-            time.sleep(0.01)
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self._server.__exit__(*exc)
 
     # --- the test side ----------------------------------------------------------------------
     def user_message(self, chat_id: int, text: str | None = None, first_name: str = "Alice",

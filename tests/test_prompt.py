@@ -31,3 +31,21 @@ def test_training_pair_is_prompt_plus_reply(tiny_model):
     turns = [Turn("Ross", "Hi")]
     pair = build_prompt(tok, turns, 100) + reply_ids(tok, "Hey!")
     assert pair == scene_ids(tok, turns + [Turn("Joey", "Hey!")])
+
+
+def test_bases_without_turn_tokens_get_plain_lines():
+    """A stock base (e.g. tinyllama-15M's Llama 2 tokenizer) has no <|turn|>: plain `Name: text` lines."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from model.prompt import stop_text, stop_token_ids
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer, raw.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    raw.train_from_iterator(["Ross: Hi\nJoey: Hey\n"] * 5, trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw)
+    ids = build_prompt(tok, [Turn("Ross", "Hi"), Turn("Joey", "Hey"), Turn("Ross", "Pizza?")], 200)
+    assert tok.decode(ids) == "Ross: Hi\nJoey: Hey\nRoss: Pizza?\nJoey:"
+    assert stop_text(tok) == "\n" and stop_token_ids(tok) == set()
+    assert tok.decode(reply_ids(tok, "Sure!")) == " Sure!\n"
