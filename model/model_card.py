@@ -15,8 +15,9 @@ def _training_facts(work: Path) -> dict:
     facts = {"log": "", "pretrain_val": None, "lora_val": None, "lora_val_start": None}
     log = work / "train.log"
     if log.exists():
-        text = log.read_text(errors="replace")
-        facts["log"] = "\n".join(line for line in text.splitlines()
+        # The log appends across runs; the card describes the last one.
+        text = log.read_text(errors="replace").split(" config {")[-1]
+        facts["log"] = "\n".join(line for line in text.splitlines()[1:]
                                  if re.search(r"tokens|parameters|pairs|step \d+ train|lora step|scenes", line))
     history = work / "history.json"
     if history.exists():
@@ -83,7 +84,10 @@ more than depth (../shared/FACTS.md: at equal tokens the smaller model was no wo
   as in a chat's first message.
 
 ## Training
-One command, fixed seeds, about 75 minutes on 2 CPU cores: `joey train --data ../shared/data`.
+One command, fixed seeds, about 75 minutes on 2 otherwise idle CPU cores:
+`joey train --data ../shared/data` (the shipped weights are exactly this run; the log below).
+On a busy machine pass `--threads 1`: two torch threads sharing two cores with other work slowed
+down 3-5x here, one thread about 1.6x.
 Pre-training uses AdamW (lr 2e-3, betas 0.9/0.95, weight decay 0.1, cosine to 10%, warm-up 100),
 batch 16 x 256 tokens. The base is rounded to fp16 before the adapter trains, so the adapter
 fits exactly the shipped base. The LoRA loss covers Joey's reply tokens and its end-of-turn only.

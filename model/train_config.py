@@ -14,7 +14,7 @@ class TrainConfig:
     stage: str = "all"  # "all", or "lora" to retrain only the adapter on work/base
     base_model: str = ""  # with --stage lora: train the adapter on this base (directory or hub id)
     seed: int = 0  # every random choice (init, batches, augmentation) follows from it
-    threads: int = 1  # torch threads; 2 collapse (5-10x slower) when anything else runs on a 2-core host
+    threads: int = 2  # torch threads; on a busy 2-core host use 1: two threads then slow down 3-5x
     vocab_size: int = 8192  # BPE vocabulary, special tokens included
     hidden: int = 256  # model width; 256x4 trains 2.4x faster than 288x6 here (docs/MODEL.md)
     layers: int = 4
