@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import itertools
 import logging
 import queue
@@ -79,6 +80,33 @@ class Reply:
             self._engine.abort(self.id)
 
 
+class _Mailbox:
+    """Events for the asyncio side, handed over once per engine step.
+
+    One wake-up of each event loop per step, instead of one per chunk, leaves the GIL with the
+    engine for longer when many replies stream at once. Touched only by the engine thread.
+    """
+
+    def __init__(self):
+        self._pending: dict[asyncio.AbstractEventLoop, list] = {}
+
+    def put(self, loop: asyncio.AbstractEventLoop, reply_queue: asyncio.Queue, event: tuple) -> None:
+        self._pending.setdefault(loop, []).append((reply_queue, event))
+
+    def flush(self) -> None:
+        for loop, items in self._pending.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that loop has closed; nobody is listening any more
+                pass
+        self._pending = {}
+
+
+def _deliver(items: list) -> None:
+    for reply_queue, event in items:
+        reply_queue.put_nowait(event)
+
+
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
                  max_batch: int, threads: int = 1, max_prefills_per_step: int = 2):
@@ -91,6 +119,7 @@ class Engine:
         self.max_batch = min(max_batch, model.max_slots)
         self.threads, self.max_prefills_per_step = threads, max_prefills_per_step
         self._inbox: queue.Queue = queue.Queue()
+        self._mailbox = _Mailbox()
         self._waiting: deque[_Request] = deque()
         self._active: list[_Request] = []
         self._ids = itertools.count(1)
@@ -127,12 +156,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         reply = Reply(self, next(self._ids))
 
-        def emit(event, _loop=loop, _queue=reply._queue):
-            try:
-                _loop.call_soon_threadsafe(_queue.put_nowait, event)
-            except RuntimeError:  # the loop has closed; nobody is listening any more
-                pass
-
+        emit = functools.partial(self._mailbox.put, loop, reply._queue)
         seed = params.seed if params.seed is not None else torch.seed()
         gen = torch.Generator().manual_seed(seed)
         decoder = StreamDecoder(self._tokenizer)
@@ -153,12 +177,14 @@ class Engine:
             self.failure = exc
             for req in [*self._active, *self._waiting]:
                 req.emit(("end", FinishReason.ERROR, str(exc)))
+            self._mailbox.flush()
 
     def _loop(self) -> None:
         while self._take_inbox(block=not (self._active or self._waiting)):
             self._admit()
             if self._active:
                 self._step()
+            self._mailbox.flush()
 
     def _take_inbox(self, block: bool) -> bool:
         """Apply queued submits and aborts. Returns False when asked to stop."""
