@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repo root, not bench/
 
-from bench import engine, server  # noqa: E402
+from bench import engine, server, storm  # noqa: E402
 from bench.common import OUT, ROOT, choose_model, pyplot  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def summary_plot(results: dict, path: Path) -> None:
         engine.plot_axes(axes.pop(0), results["engine"])
     if "server" in results:
         server.plot_axes(axes.pop(0), results["server"])
-        server.plot_storm_axes(axes.pop(0), results["server"])
+        storm.plot_storm_axes(axes.pop(0), results["server"])
     for ax in axes:
         ax.remove()
     fig.suptitle(f"Joey Chat benchmarks ({'quick' if results['quick'] else 'full'} run) on the {results['model']['short']}",
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## Server end to end ({s['messages']} messages per session, {s['new_tokens']}-token replies)\n")
         print(server.table(s))
         print(f"\n## Bad-input storm ({s['storm']['sessions']} chatters, one flooding connection)\n")
-        print(server.storm_table(s))
+        print(storm.storm_table(s))
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     if str(args.summary_plot) not in ("", "."):
         args.summary_plot.parent.mkdir(parents=True, exist_ok=True)
