@@ -19,25 +19,17 @@ Joey Chat ships its weights in weights/ (base/ and joey-lora/). To get a model, 
 """
 
 
-def _missing_model(config: Config) -> str | None:
-    from model.generator import _is_local
-
-    for name in filter(None, (config.base_model, config.adapter)):
-        looks_like_hub_id = name.count("/") == 1 and not name.startswith((".", "/", "~")) and not name.startswith("weights/")
-        if not _is_local(name) and not looks_like_hub_id:
-            return name
-    return None
-
-
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from backend.app import create_app
 
+    from model.generator import missing_model
+
     config = Config.from_sources(args)
-    if args.telegram and "telegram" not in config.frontends.split(","):
-        config.frontends = ",".join(filter(None, [config.frontends, "telegram"]))
-    if missing := _missing_model(config):
+    if args.telegram and "telegram" not in config.frontend_names():
+        config.frontends = ",".join([*config.frontend_names(), "telegram"])
+    if missing := missing_model(config.base_model, config.adapter):
         print(NO_MODEL_HELP.format(where=missing), file=sys.stderr)
         return 2
     from backend.plugins import preflight

@@ -52,7 +52,10 @@ class Config:
     log_level: str = opt("info", "debug, info, warning or error")
 
     def origins(self) -> set[str]:
-        return {o.strip() for o in self.allowed_origins.split(",") if o.strip()}
+        return set(_names(self.allowed_origins))
+
+    def frontend_names(self) -> list[str]:
+        return _names(self.frontends)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -72,6 +75,10 @@ class Config:
             if raw is not None:
                 values[f.name] = _kind(f)(raw)
         return cls(**values)
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _kind(f: dataclasses.Field):

@@ -30,20 +30,21 @@ def available() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
+def _unknown(wanted: list[str], found: dict) -> list[str]:
+    return [f"unknown frontend {n!r}; installed: {sorted(found) or 'none'}" for n in wanted if n not in found]
+
+
 def load_frontends(config: Config, hub) -> list[Frontend]:
-    wanted = [n.strip() for n in config.frontends.split(",") if n.strip()]
-    found = available()
-    missing = [n for n in wanted if n not in found]
-    if missing:
-        raise ValueError(f"unknown frontend(s) {missing}; installed: {sorted(found) or 'none'}")
+    wanted, found = config.frontend_names(), available()
+    if unknown := _unknown(wanted, found):
+        raise ValueError("; ".join(unknown))
     return [found[name].load().from_config(config, hub) for name in wanted]
 
 
 def preflight(config: Config) -> list[str]:
     """Problems the wanted frontends can see before the server starts (say, a missing token)."""
-    wanted = [n.strip() for n in config.frontends.split(",") if n.strip()]
-    found = available()
-    problems = [f"unknown frontend {n!r}; installed: {sorted(found) or 'none'}" for n in wanted if n not in found]
+    wanted, found = config.frontend_names(), available()
+    problems = _unknown(wanted, found)
     for name in wanted:
         check = getattr(found[name].load(), "preflight", None) if name in found else None
         if check is not None and (problem := check(config)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import AsyncIterator, Protocol
 
@@ -46,6 +47,23 @@ def _is_local(name: str) -> bool:
     return Path(name).expanduser().exists()
 
 
+_HUB_ID = re.compile(r"[\w-][\w.-]*/[\w.-]+")
+
+
+def missing_model(*names: str | None) -> str | None:
+    """The first name that is neither a local directory nor a hub id ("owner/name"), if any.
+
+    "weights/base" looks like a hub id, but its first part is a local folder, so a missing one is
+    reported instead of being fetched.
+    """
+    for name in filter(None, names):
+        if _is_local(name):
+            continue
+        if not _HUB_ID.fullmatch(name) or Path(name.split("/")[0]).expanduser().is_dir():
+            return name
+    return None
+
+
 class JoeyGenerator:
     def __init__(self, engine: Engine, tokenizer, context: int, bot_name: str = BOT_NAME):
         self.engine, self.tokenizer, self.context, self.bot_name = engine, tokenizer, context, bot_name
@@ -56,9 +74,8 @@ class JoeyGenerator:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        for name in filter(None, (base, adapter)):
-            if not _is_local(name) and ("/" not in name or name.startswith((".", "/"))):
-                raise ModelNotFound(f"no model at {name!r}: not a local directory, nor a hub id")
+        if missing := missing_model(base, adapter):
+            raise ModelNotFound(f"no model at {missing!r}: not a local directory, nor a hub id")
         if all(_is_local(n) for n in filter(None, (base, adapter))):
             # Shipped or local weights: make sure nothing reaches for the network.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
