@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
@@ -46,8 +46,11 @@ class _Request:
     params: GenerationParams
     emit: callable
     generator: torch.Generator
-    decoder: StreamDecoder
-    generated: list[int] = field(default_factory=list)
+    decoder: StreamDecoder  # holds the reply's token ids
+
+    @property
+    def generated(self) -> list[int]:
+        return self.decoder.ids
 
 
 class Reply:
@@ -249,10 +252,9 @@ class Engine:
         if token in self.stop_ids:
             self._release(slot, FinishReason.STOP)
             return
-        req.generated.append(token)
+        chunk = req.decoder.push(token)
         self._seen[slot, token] = True
         self.tokens_generated += 1
-        chunk = req.decoder.push(token)
         if self.stop_text and self.stop_text in (text := req.decoder.text()):
             req.generated.pop()  # the stop text belongs to the next line, not this reply
             self._release(slot, FinishReason.STOP, final=text[: text.index(self.stop_text)])
