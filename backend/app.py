@@ -49,7 +49,8 @@ class SecurityHeaders:
 
 
 def load_generator(config: Config) -> JoeyGenerator:
-    return JoeyGenerator.load(config.base_model, config.adapter or None, max_batch=config.max_batch,
+    files = config.model_files()
+    return JoeyGenerator.load(files.base, files.adapter or None, max_batch=config.max_batch,
                               threads=config.engine_threads, context=config.context_tokens)
 
 
@@ -121,7 +122,8 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         gen = getattr(request.app.state, "generator", None)
         hub = getattr(request.app.state, "hub", None)
         ready = gen is not None and gen.ready
-        body = {"ready": ready, "model": config.base_model, "adapter": config.adapter or None,
+        files = config.model_files()
+        body = {"ready": ready, "model": files.name, "about": files.about, "base": files.base, "adapter": files.adapter or None,
                 "sessions": len(hub.sessions) if hub else 0, "connections": len(connections)}
         engine = getattr(gen, "engine", None)
         if engine is not None:

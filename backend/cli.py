@@ -12,9 +12,11 @@ from backend.config import Config
 
 NO_MODEL_HELP = """\
 joey: no model at {where}.
-Joey Chat ships its weights in weights/ (base/ and joey-lora/). To get a model, either:
-  - restore them:        git checkout -- weights/
-  - train your own:      joey train --data ../shared/data      (about 75 minutes on 2 CPU cores)
+Joey Chat ships its adapters in weights/ and installs the SmolLM2 base at set-up. Either:
+  - set up again:        bash scripts/setup.sh          (installs and converts the SmolLM2 base)
+  - restore the weights: git checkout -- weights/
+  - train your own:      joey train --data ../shared/data      (about 90 minutes on 2 CPU cores)
+  - use the small model: joey serve --model mini
   - or point elsewhere:  joey serve --base-model DIR_OR_HUB_ID --adapter DIR_OR_HUB_ID
 """
 
@@ -25,11 +27,18 @@ def serve(args: argparse.Namespace) -> int:
     from backend.app import create_app
 
     from model.generator import missing_model
+    from model.presets import BaseModelMissing, ensure_base
 
-    config = Config.from_sources(args)
+    try:
+        config = Config.from_sources(args)
+        files = config.model_files()
+        ensure_base(files)
+    except (ValueError, BaseModelMissing) as exc:
+        print(f"joey serve: {exc}", file=sys.stderr)
+        return 2
     if args.telegram and "telegram" not in config.frontend_names():
         config.frontends = ",".join([*config.frontend_names(), "telegram"])
-    if missing := missing_model(config.base_model, config.adapter):
+    if missing := missing_model(files.base, files.adapter):
         print(NO_MODEL_HELP.format(where=missing), file=sys.stderr)
         return 2
     from backend.plugins import preflight
@@ -59,8 +68,8 @@ def _bool(text: str) -> bool:
 
 
 def train(args: argparse.Namespace) -> int:
-    from model.train import run
-    from model.train_config import TrainConfig
+    from training.train import run
+    from training.train_config import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "history"}
     run(TrainConfig(**values))
@@ -77,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                          "(same as --frontends telegram; needs TELEGRAM_BOT_TOKEN)")
     p_serve.set_defaults(func=serve)
 
-    from model.train_config import TrainConfig
+    from training.train_config import TrainConfig
 
     p_train = sub.add_parser("train", help="train the tokenizer, base model and Joey LoRA from transcripts")
     p_train.add_argument("--data", type=Path, required=True, help="folder with the transcripts")
     _add_dataclass_flags(p_train, TrainConfig, skip=("data",))
     p_train.set_defaults(func=train)
 
-    for name, module in (("eval", "model.evaluate"), ("chat", "backend.terminal"), ("telegram", "frontends.telegram.cli")):
+    for name, module in (("eval", "training.evaluate"), ("chat", "backend.terminal"), ("telegram", "frontends.telegram.cli")):
         _add_optional(sub, name, module)
 
     args = parser.parse_args(argv)

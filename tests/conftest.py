@@ -17,7 +17,7 @@ from tests.server_thread import ServerThread
 from tests.tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_BASE, SHIPPED_ADAPTER = ROOT / "weights" / "base", ROOT / "weights" / "joey-lora"
+SHIPPED_BASE, SHIPPED_ADAPTER = ROOT / "weights" / "mini" / "base", ROOT / "weights" / "mini" / "joey-lora"
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,7 @@ class RunningServer(ServerThread):
 
 
 def server_config(base: Path, adapter: Path | None, **overrides) -> Config:
-    config = Config(base_model=str(base), adapter=str(adapter) if adapter else "", port=free_port(),
+    config = Config(base_model=str(base), adapter=str(adapter) if adapter else "none", port=free_port(),
                     web_root=str(ROOT / "frontends" / "web"), max_batch=8, temperature=0.0, state_path="")
     return dataclasses.replace(config, **overrides)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model import data as corpus
+from training import data as corpus
 from tests.synthetic_data import write_dataset
 
 

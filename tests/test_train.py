@@ -8,8 +8,8 @@ import json
 from model.generator import JoeyGenerator
 from model.prompt import Turn
 from model.sampling import GREEDY
-from model.train import run
-from model.train_config import TrainConfig
+from training.train import run
+from training.train_config import TrainConfig
 from tests.synthetic_data import write_dataset
 
 

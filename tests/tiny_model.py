@@ -23,7 +23,7 @@ def build_tiny_model(root: Path, seed: int = 0) -> tuple[Path, Path]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from model.prompt import Turn, scene_ids
-    from model.tokenizer import save_tokenizer, train_tokenizer
+    from training.tokenizer import save_tokenizer, train_tokenizer
 
     torch.manual_seed(seed)
     texts = [f"{s}: {t}" for s, t in LINES] * 20

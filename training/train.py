@@ -1,16 +1,16 @@
-"""The whole training pipeline: tokenizer, base model pre-training, Joey LoRA.
+"""The training pipeline: the Joey LoRA on a pretrained base, or the mini preset from scratch.
 
-    joey train --data ../shared/data            # about 75 minutes on 2 CPU cores
+    joey train --data ../shared/data                 # Joey LoRA on SmolLM2 (about 90 min, 2 cores)
+    joey train --base mini --data ../shared/data     # tokenizer + 5.5M base + LoRA (about 75 min)
 
-Each stage saves what the next one needs under ``--work`` (git-ignored), so ``--stage lora``
-re-runs only the adapter. Final weights go to ``--out`` in fp16 safetensors.
+Intermediate files go under ``--work`` (git-ignored); with ``--base mini --stage lora`` only the
+adapter is retrained on ``work/base``. Final weights go to ``--out/<base>/`` as fp16 safetensors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import asdict
@@ -19,26 +19,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from model import data as corpus
-from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn, build_prompt, reply_ids, scene_ids
-from model.train_config import TrainConfig
+from training import data as corpus
+from model.prompt import scene_ids
+from training.lora import cosine_lr, train_lora
+from training.train_config import TrainConfig
 
 log = logging.getLogger("joey.train")
 
-# Names that stand in for the person talking to Joey, so the adapter learns to answer anyone
-# (a Telegram first name, the web page's name) and not only the six friends.
-PARTNER_NAMES = [DEFAULT_USER_NAME, "Alex", "Sam", "Maria", "Tom", "Priya", "Dave", "Emma", "Kim", "Leo"]
-
-
-def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
 
 def build_tokenizer(cfg: TrainConfig, scenes: list[corpus.Scene]):
-    from model.tokenizer import save_tokenizer, train_tokenizer
+    from training.tokenizer import save_tokenizer, train_tokenizer
 
     texts = (t.speaker + ": " + t.text for s in scenes if not s.held_out for t in s.turns)
     tok = train_tokenizer(texts, cfg.vocab_size)
@@ -112,87 +102,18 @@ def pretrain(cfg: TrainConfig, tok, scenes: list[corpus.Scene]):
     return model.to(torch.float32)
 
 
-def joey_examples(tok, pairs: list[corpus.JoeyPair], budget: int, rng: random.Random) -> list[tuple[list, list]]:
-    examples = []
-    for pair in pairs:
-        context = list(pair.context)
-        if rng.random() < 0.3:  # many chats start cold: answer a single line
-            context = context[-1:]
-        partner = context[-1].speaker
-        if partner != BOT_NAME and rng.random() < 0.3:
-            new = rng.choice(PARTNER_NAMES)
-            context = [Turn(new if t.speaker == partner else t.speaker, t.text) for t in context]
-        prompt = build_prompt(tok, context, budget)
-        target = reply_ids(tok, pair.reply)[:96]
-        examples.append((prompt + target, [-100] * len(prompt) + target))
-    return examples
-
-
-def collate(batch: list[tuple[list, list]], pad_id: int | None):
-    pad_id = pad_id or 0  # padded positions are masked out of attention and loss anyway
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id)
-    labels = torch.full((len(batch), width), -100)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (x, y) in enumerate(batch):
-        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return ids, labels, mask
-
-
-def train_lora(cfg: TrainConfig, tok, base, scenes: list[corpus.Scene]):
-    from peft import LoraConfig, get_peft_model
-
-    rng = random.Random(cfg.seed)
-    train = joey_examples(tok, list(corpus.joey_pairs(scenes, held_out=False)), cfg.lora_context_tokens, rng)
-    val = joey_examples(tok, list(corpus.joey_pairs(scenes, held_out=True)), cfg.lora_context_tokens, rng)
-    log.info("Joey pairs: train %d, validation %d", len(train), len(val))
-    lora_cfg = LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.05, task_type="CAUSAL_LM",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    )
-    model = get_peft_model(base, lora_cfg)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lora_lr, weight_decay=0.0)
-    val_batches = [collate(val[i : i + cfg.batch], tok.pad_token_id) for i in range(0, min(len(val), 384), cfg.batch)]
-
-    def val_loss() -> float:
-        return eval_loss(model, [(x, y) for x, y, _ in val_batches])
-
-    cfg.history.append(("lora", 0, "val", val_loss()))
-    bar = tqdm(range(cfg.lora_steps), desc="joey-lora", mininterval=5)
-    for step in bar:
-        if step % (len(train) // cfg.batch) == 0:
-            rng.shuffle(train)
-        i = (step * cfg.batch) % (len(train) - cfg.batch)
-        ids, labels, mask = collate(train[i : i + cfg.batch], tok.pad_token_id)
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.lora_steps, cfg.lora_lr, 30)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        cfg.history.append(("lora", step, "train", loss.item()))
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.lora_steps:
-            v = val_loss()
-            cfg.history.append(("lora", step, "val", v))
-            log.info("lora step %d train %.3f val %.3f", step + 1, loss.item(), v)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    return model
-
-
-def save_final(cfg: TrainConfig, tok, peft_model) -> None:
+def save_adapter(cfg: TrainConfig, peft_model) -> Path:
     import shutil
 
-    base_out, lora_out = cfg.out / "base", cfg.out / "joey-lora"
+    lora_out = cfg.out / cfg.base_name() / "joey-lora"
     shutil.rmtree(lora_out, ignore_errors=True)
-    if not cfg.base_model:  # an outside base stays where it is; only its adapter is ours
-        shutil.rmtree(base_out, ignore_errors=True)
-        shutil.copytree(cfg.work / "base", base_out)
     for p in peft_model.parameters():
         if p.requires_grad:
             p.data = p.data.to(torch.float16)
     peft_model.save_pretrained(str(lora_out))
     (lora_out / "README.md").unlink(missing_ok=True)  # peft's empty template; docs/MODEL.md is the card
-    log.info("saved %s and %s", base_out, lora_out)
+    log.info("saved %s", lora_out)
+    return lora_out
 
 
 def plot_history(history: list, path: Path) -> None:
@@ -217,8 +138,23 @@ def plot_history(history: list, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def run(cfg: TrainConfig) -> None:
+def load_base(cfg: TrainConfig):
+    """The base the adapter trains on: a preset's, or the folder / hub id given as --base."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from model.presets import PRESETS, ensure_base
+
+    if cfg.base in PRESETS:
+        ensure_base(PRESETS[cfg.base])
+        source = PRESETS[cfg.base].base if cfg.base != "mini" else str(cfg.work / "base")
+    else:
+        source = cfg.base
+    tok = AutoTokenizer.from_pretrained(source)
+    return tok, AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+
+
+def run(cfg: TrainConfig) -> None:
+    import shutil
 
     cfg.work.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -229,19 +165,20 @@ def run(cfg: TrainConfig) -> None:
     random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     log.info("config %s", {k: str(v) for k, v in asdict(cfg).items() if k != "history"})
-    scenes = list(corpus.read_scenes(cfg.data, include_more=cfg.include_more))
+    pretraining = cfg.base == "mini" and cfg.stage == "all"
+    scenes = list(corpus.read_scenes(cfg.data, include_more=cfg.include_more and pretraining))
     log.info("scenes: %d (%d held out)", len(scenes), sum(s.held_out for s in scenes))
     history_file = cfg.work / "history.json"
-    if cfg.stage == "all":
+    if pretraining:
         tok = build_tokenizer(cfg, scenes)
         base = pretrain(cfg, tok, scenes)
+        shutil.rmtree(cfg.out / "mini" / "base", ignore_errors=True)
+        shutil.copytree(cfg.work / "base", cfg.out / "mini" / "base")
     else:
-        source = cfg.base_model or str(cfg.work / "base")
-        tok = AutoTokenizer.from_pretrained(source)
-        base = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-        if history_file.exists() and not cfg.base_model:
+        tok, base = load_base(cfg)
+        if history_file.exists() and cfg.base == "mini":
             cfg.history = [r for r in json.loads(history_file.read_text()) if r[0] == "pretrain"]
     peft_model = train_lora(cfg, tok, base, scenes)
-    save_final(cfg, tok, peft_model)
+    save_adapter(cfg, peft_model)
     history_file.write_text(json.dumps(cfg.history))
-    plot_history(cfg.history, Path("docs/loss.png"))
+    plot_history(cfg.history, cfg.work / f"loss-{cfg.base_name()}.png")  # the model card copies it to docs/

@@ -12,7 +12,7 @@ import math
 import random
 from pathlib import Path
 
-from model import data as corpus
+from training import data as corpus
 from model.prompt import Turn, build_prompt, reply_ids
 from model.sampling import GREEDY, GenerationParams
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from model.model_card import write_model_card
+    from training.model_card import write_model_card
 
     torch.set_num_threads(args.threads)
     scenes = [s for s in corpus.read_scenes(args.data, include_more=False) if s.show == "Friends" and s.held_out]
