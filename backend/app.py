@@ -1,23 +1,27 @@
-"""Starlette wiring: /ws, /healthz, /readyz and the static chat page at /."""
+"""Starlette wiring: /ws, /healthz, /readyz, /metrics and the static chat page at /."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from backend.config import Config
 from backend.hub import Hub
+from backend.logs import use_json_logs
+from backend.metrics import CONTENT_TYPE, Metrics
 from backend.plugins import load_frontends
+from backend.shutdown import GracefulShutdown
 from backend.store import SessionStore
 from backend.websocket import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, serve_connection
 from model.generator import Generator, JoeyGenerator
@@ -61,8 +65,23 @@ def origin_allowed(websocket: WebSocket, config: Config) -> bool:
     allowed = config.origins()
     if "*" in allowed or origin in allowed:
         return True
+    # Same origin counts only where Host cannot be an attacker's name: a DNS-rebinding page at
+    # http://evil.example:8000 sends Host: evil.example:8000 and a matching Origin. A loopback
+    # name or an IP literal cannot be rebound; any other public name goes in allowed_origins.
     host = websocket.headers.get("host", "")
-    return origin in (f"http://{host}", f"https://{host}")
+    return trusted_host(host) and origin in (f"http://{host}", f"https://{host}")
+
+
+def trusted_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def api_key_ok(websocket: WebSocket, config: Config) -> bool:
@@ -75,6 +94,9 @@ def api_key_ok(websocket: WebSocket, config: Config) -> bool:
 
 def create_app(config: Config, generator: Generator | None = None) -> Starlette:
     connections: set[WebSocket] = set()
+    metrics = Metrics()
+    if config.log_format == "json":
+        use_json_logs()
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -84,15 +106,20 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
             raise ValueError(f"max_new_tokens={config.max_new_tokens} leaves too little of the "
                              f"{context}-token context for the conversation")
         gen.start()
-        hub = Hub(gen, config, SessionStore(config.state_path) if config.state_path else None)
+        hub = Hub(gen, config, SessionStore(config.state_path) if config.state_path else None, metrics)
         hub.start()
-        app.state.generator, app.state.hub = gen, hub
+        metrics.watch(gen)
+        shutdown = GracefulShutdown(hub, connections, config.shutdown_grace_s)
+        shutdown.install(asyncio.get_running_loop())
+        app.state.generator, app.state.hub, app.state.metrics = gen, hub, metrics
+        app.state.connections = connections
         frontends = load_frontends(config, hub)
         for frontend in frontends:
             await frontend.start()
         try:
             yield
         finally:
+            shutdown.uninstall()
             for frontend in reversed(frontends):
                 await frontend.stop()
             await hub.stop()
@@ -107,13 +134,17 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
             return
         await websocket.accept()
         if len(connections) >= config.max_connections:
+            metrics.closes.labels(str(CLOSE_TRY_AGAIN_LATER)).inc()
             await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="too many connections")
             return
         connections.add(websocket)
+        metrics.connections_total.inc()
+        metrics.connections.set(len(connections))
         try:
             await serve_connection(websocket, websocket.app.state.hub, config)
         finally:
             connections.discard(websocket)
+            metrics.connections.set(len(connections))
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -121,7 +152,9 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
     async def readyz(request: Request) -> JSONResponse:
         gen = getattr(request.app.state, "generator", None)
         hub = getattr(request.app.state, "hub", None)
-        ready = gen is not None and gen.ready
+        # Not ready while stopping or full, so a load balancer sends newcomers elsewhere.
+        ready = (gen is not None and gen.ready and hub is not None and not hub.stopping
+                 and len(connections) < config.max_connections)
         files = config.model_files()
         body = {"ready": ready, "model": files.name, "about": files.about, "base": files.base, "adapter": files.adapter or None,
                 "sessions": len(hub.sessions) if hub else 0, "connections": len(connections)}
@@ -131,7 +164,11 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
                               "tokens_generated": engine.tokens_generated}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    routes = [WebSocketRoute("/ws", websocket_endpoint), Route("/healthz", healthz), Route("/readyz", readyz)]
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    routes = [WebSocketRoute("/ws", websocket_endpoint), Route("/healthz", healthz), Route("/readyz", readyz),
+              Route("/metrics", metrics_endpoint)]
     if Path(config.web_root).is_dir():
         routes.append(Mount("/", StaticFiles(directory=config.web_root, html=True), name="web"))
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -12,6 +12,10 @@ import os
 from dataclasses import dataclass, field
 
 from model.presets import Preset, describe_presets, resolve
+from model.sampling import GenerationParams
+
+# The sampling defaults live in one place, chosen by measurement (docs/MODEL.md).
+_SAMPLING = GenerationParams()
 
 
 def opt(default, help: str):
@@ -28,20 +32,23 @@ class Config:
     max_batch: int = opt(16, "requests decoded together in one engine step")
     engine_threads: int = opt(1, "torch threads of the engine; 1 is steadiest on a shared host")
     context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
-    max_new_tokens: int = opt(60, "longest reply, in tokens")
-    min_new_tokens: int = opt(1, "shortest reply, in tokens (end of turn is suppressed before it)")
-    temperature: float = opt(0.8, "sampling temperature; 0 means greedy")
-    top_k: int = opt(40, "sample from the k most likely tokens (0 = all)")
-    top_p: float = opt(0.9, "nucleus sampling threshold")
-    repetition_penalty: float = opt(1.15, "penalty for tokens already said (1 = none)")
+    max_new_tokens: int = opt(_SAMPLING.max_new_tokens, "longest reply, in tokens")
+    min_new_tokens: int = opt(_SAMPLING.min_new_tokens, "shortest reply, in tokens (end of turn is suppressed before it)")
+    temperature: float = opt(_SAMPLING.temperature, "sampling temperature; 0 means greedy")
+    top_k: int = opt(_SAMPLING.top_k, "sample from the k most likely tokens (0 = all)")
+    top_p: float = opt(_SAMPLING.top_p, "nucleus sampling threshold")
+    repetition_penalty: float = opt(_SAMPLING.repetition_penalty, "penalty for tokens already said (1 = none)")
     max_message_chars: int = opt(1000, "longest user message, in characters (error message_too_long)")
     max_name_chars: int = opt(32, "longest display name a client may give")
     max_frame_bytes: int = opt(65536, "largest WebSocket frame; bigger ones close the connection with 1009")
     max_history_turns: int = opt(50, "turns kept per session (older ones are dropped)")
     max_sessions: int = opt(10000, "sessions held at once (error server_full beyond)")
+    max_sessions_per_client: int = opt(50, "sessions one client address may hold (error too_many_sessions beyond)")
+    max_queued_replies: int = opt(32, "replies that may wait for an engine slot; beyond, a message gets server_busy")
     max_frames_per_s: float = opt(50.0, "frames read per connection per second; a faster sender is slowed, not closed")
     max_connections: int = opt(1000, "WebSocket connections at once (closed with 1013 beyond)")
     session_idle_s: float = opt(604800.0, "a session unused this long is forgotten (default a week)")
+    fresh_session_idle_s: float = opt(300.0, "a session that never got a message is forgotten after this long")
     orphan_grace_s: float = opt(30.0, "a reply with no client attached is aborted after this long")
     rate_limit_messages: int = opt(20, "user messages allowed per session per rate window")
     rate_limit_window_s: float = opt(60.0, "the rate-limit window (error rate_limited beyond)")
@@ -52,7 +59,9 @@ class Config:
     state_path: str = opt("var/sessions.db", "SQLite file that keeps sessions across restarts ('' = memory only)")
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
+    shutdown_grace_s: float = opt(5.0, "on SIGTERM, time to tell clients and end replies before the sockets close")
     log_level: str = opt("info", "debug, info, warning or error")
+    log_format: str = opt("text", "'text' or 'json' (one JSON object per line, with session ids, no secrets)")
 
     def model_files(self) -> Preset:
         """The base and adapter to load: the preset's, with any override applied."""

@@ -2,7 +2,7 @@
 
 It knows no transport. A frontend opens or resumes a :class:`Session`, attaches an
 ``asyncio.Queue`` to receive server frames (plain dicts from backend.protocol), and calls
-:meth:`Hub.send`, :meth:`Hub.cancel` and :meth:`Hub.reset`.
+:meth:`Hub.send`, :meth:`Hub.regenerate`, :meth:`Hub.cancel` and :meth:`Hub.reset`.
 
 Rules (docs/protocol.md):
 - One message at a time: a message that arrives while Joey is answering gets a ``busy`` error,
@@ -10,6 +10,8 @@ Rules (docs/protocol.md):
 - Replies are owned by the session, not the connection. If the connection drops, the reply goes
   on for ``orphan_grace_s`` so a resuming client gets the missing chunks; after that it is
   aborted and its engine slot freed.
+- Every reply ends in exactly one ``reply_end``, whatever the generator, tokenizer or store
+  raise, and even when it is cancelled before its task ever ran (backend/session.py: Reply).
 - Stream frames carry a per-session ``seq``; a resume replays the in-flight reply after the
   client's ``last_seq``.
 """
@@ -19,76 +21,36 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import secrets
 import time
-from collections import OrderedDict, deque
-from enum import Enum
 
 from backend import protocol as p
+from backend.admission import Admission
 from backend.config import Config
-from backend.store import SessionStore
-from model.engine import EngineError
+from backend.metrics import Metrics
+from backend.session import LIVE, Reply, ReplyState, Session, SessionState
 from model.generator import Generator
-from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn
+from model.prompt import DEFAULT_USER_NAME
 from model.sampling import GenerationParams
+
+__all__ = ["Hub", "Session", "SessionState", "Reply", "ReplyState"]
 
 log = logging.getLogger("joey.hub")
 
 
-class SessionState(Enum):
-    IDLE = "idle"
-    ANSWERING = "answering"
-    CLOSED = "closed"
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-class Session:
-    def __init__(self, user_name: str, max_history: int):
-        self.id = secrets.token_urlsafe(16)  # 128 random bits, shown to the client
-        self.token = secrets.token_urlsafe(32)  # the secret that proves ownership on resume
-        self.user_name = user_name
-        self.state = SessionState.IDLE
-        self.history: deque[dict] = deque(maxlen=max_history)
-        self.seq = 0
-        self.last_active = time.monotonic()
-        self.answered: OrderedDict[str, dict | None] = OrderedDict()  # message id -> reply_end
-        self.in_flight: list[dict] = []  # stream frames of the reply being generated
-        self.task: asyncio.Task | None = None
-        self.outbox: asyncio.Queue | None = None
-        self.sent_times: deque[float] = deque()
-        self.orphan_timer: asyncio.TimerHandle | None = None
-
-    @classmethod
-    def restore(cls, row: dict, max_history: int) -> "Session":
-        session = cls(row["user_name"], max_history)
-        session.id, session.token, session.seq = row["id"], row["token"], row["seq"]
-        session.history.extend(row["history"])
-        session.answered.update(row["answered"])
-        session.last_active = time.monotonic() - row["idle_s"]
-        return session
-
-    def transition(self, expected: SessionState, new: SessionState) -> None:
-        if self.state is not expected:
-            raise IllegalTransition(f"session {self.id[:8]}: expected {expected.name}, got {self.state.name}")
-        self.state = new
-
-    def turns(self) -> list[Turn]:
-        return [Turn(self.user_name if h["role"] == "user" else BOT_NAME, h["text"]) for h in self.history]
-
-
 class Hub:
-    def __init__(self, generator: Generator, config: Config, store: SessionStore | None = None):
+    def __init__(self, generator: Generator, config: Config, store=None, metrics: Metrics | None = None):
         self.generator, self.config, self.store = generator, config, store
+        self.metrics = metrics or Metrics()
+        self.admission = Admission(config)
         self.sessions: dict[str, Session] = {}
+        self.replies: set[Reply] = set()  # in flight, across all sessions
         self.params = GenerationParams(
             max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens,
             temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
             repetition_penalty=config.repetition_penalty,
         )
         self._reaper: asyncio.Task | None = None
+        self.stopping = False  # set by stop(): no new sessions or replies, clients are told to come back
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,35 +61,44 @@ class Hub:
             log.info("restored %d sessions", len(self.sessions))
         self._reaper = self.loop.create_task(self._reap_forever())
 
-    def _save(self, session: Session) -> None:
-        if self.store is not None:
-            self.store.save(session)
-
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
+        """End every reply as cancelled, tell attached clients the server restarts, save all."""
+        self.stopping = True
         if self._reaper:
             self._reaper.cancel()
+        await self._end_replies(list(self.sessions.values()), timeout or self.config.shutdown_grace_s)
         restarting = p.error(p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon"))
         for session in list(self.sessions.values()):
-            await self._close(session)  # a reply in flight ends as "cancelled" and is saved
             self._deliver(session, restarting)
+            self._save(session)
+            session.closed = True
+        self.sessions.clear()
 
     # --- sessions -----------------------------------------------------------------------------
-    def open(self, name: str | None = None) -> Session:
-        if len(self.sessions) >= self.config.max_sessions:
+    def open(self, name: str | None = None, client: str | None = None) -> Session:
+        self._refuse_if_stopping()
+        of_client = self._sessions_of(client)
+        if of_client >= self.config.max_sessions_per_client or len(self.sessions) >= self.config.max_sessions:
             self.reap()
-        if len(self.sessions) >= self.config.max_sessions:
-            raise p.ProtocolError(p.ErrorCode.SERVER_FULL, "too many sessions; try again later", retry_after=60)
-        session = Session(name or DEFAULT_USER_NAME, self.config.max_history_turns)
+            of_client = self._sessions_of(client)
+        self.admission.check_sessions(len(self.sessions), of_client)
+        session = Session(name or DEFAULT_USER_NAME, self.config.max_history_turns, client)
         self.sessions[session.id] = session
-        self._save(session)
-        return session
+        self.metrics.sessions.set(len(self.sessions))
+        return session  # saved once something is said: an abandoned open costs no disk
+
+    def _sessions_of(self, client: str | None) -> int:
+        if client is None:  # in-process frontends (Telegram) speak for many people
+            return 0
+        return sum(1 for s in self.sessions.values() if s.client == client)
 
     def resume(self, session_id: str, token: str) -> Session:
+        self._refuse_if_stopping()
         session = self.sessions.get(session_id)
         # Compare in constant time, and say the same thing for every failure: no oracle.
         if session is None or not hmac.compare_digest(session.token.encode(), token.encode()):
             raise p.ProtocolError(p.ErrorCode.RESUME_REFUSED, "unknown or expired session, or wrong token")
-        session.last_active = time.monotonic()
+        session.touch()
         return session
 
     def attach(self, session: Session, outbox: asyncio.Queue, last_seq: int | None = None) -> None:
@@ -138,150 +109,218 @@ class Hub:
         told it was taken over.
         """
         if session.outbox is not None and session.outbox is not outbox:
-            session.outbox.put_nowait(p.error(p.ProtocolError(p.ErrorCode.SESSION_TAKEN_OVER,
-                                                              "this session was resumed elsewhere")))
+            self._deliver(session, self._error(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere"))
         session.outbox = outbox
         if session.orphan_timer:
             session.orphan_timer.cancel()
             session.orphan_timer = None
         outbox.put_nowait(self.snapshot(session, resumed=last_seq is not None))
-        for frame in session.in_flight:
-            if frame["seq"] > (last_seq or 0):
-                outbox.put_nowait(frame)
+        if session.answering:
+            for frame in session.reply.frames:
+                if frame["seq"] > (last_seq or 0):
+                    outbox.put_nowait(frame)
 
     def detach(self, session: Session, outbox: asyncio.Queue) -> None:
         if session.outbox is not outbox:
             return
         session.outbox = None
-        session.last_active = time.monotonic()
-        if session.state is SessionState.ANSWERING:
+        session.touch()
+        if session.answering:
             session.orphan_timer = asyncio.get_running_loop().call_later(
                 self.config.orphan_grace_s, self._abort_orphan, session)
 
     def snapshot(self, session: Session, resumed: bool) -> dict:
         in_flight = None
-        if session.in_flight:
-            in_flight = {"message_id": session.in_flight[0]["message_id"], "seq": session.in_flight[0]["seq"]}
+        if session.answering:
+            in_flight = {"message_id": session.reply.message_id, "seq": session.reply.frames[0]["seq"]}
         limits = {"max_message_chars": self.config.max_message_chars, "max_new_tokens": self.params.max_new_tokens,
                   "rate_limit_messages": self.config.rate_limit_messages,
-                  "rate_limit_window_s": self.config.rate_limit_window_s}
+                  "rate_limit_window_s": self.config.rate_limit_window_s,
+                  "max_name_chars": self.config.max_name_chars}
         return p.session_frame(session.id, session.token, resumed, list(session.history), session.seq,
                                in_flight, limits)
 
     # --- conversation -------------------------------------------------------------------------
-    def send(self, session: Session, message_id: str, text: str) -> None:
-        """Start answering ``text``. Raises ProtocolError (busy, rate_limited) without side effects."""
-        session.last_active = time.monotonic()
-        if message_id in session.answered:
-            done = session.answered[message_id]
-            if done is not None:  # answered before: repeat the result, do not generate again
-                self._deliver(session, {**done, "duplicate": True})
+    def send(self, session: Session, message_id: str, text: str, name: str | None = None) -> None:
+        """Start answering ``text`` (said by ``name``, else the session's user). Raises
+        ProtocolError (busy, rate_limited, server_busy) without side effects."""
+        session.touch()
+        if session.answering and session.reply.message_id == message_id:
             return  # still in flight: its frames are on their way
-        if session.state is SessionState.ANSWERING:
+        if message_id in session.answered:  # answered before: repeat the result, do not generate again
+            self._deliver(session, {**session.answered[message_id], "duplicate": True})
+            return
+        self._admit(session, message_id)
+        turn = {"role": "user", "text": text, "message_id": message_id}
+        session.history.append({**turn, "name": name} if name else turn)
+        self._start(session, Reply(message_id))
+
+    def regenerate(self, session: Session, message_id: str | None = None) -> None:
+        """Answer the last user message again; the new reply replaces Joey's previous one."""
+        session.touch()
+        if session.answering:
             raise p.ProtocolError(p.ErrorCode.BUSY, "Joey is still answering; wait for reply_end or cancel",
-                                  message_id)
-        self._check_rate(session, message_id)
-        session.transition(SessionState.IDLE, SessionState.ANSWERING)
-        session.answered[message_id] = None
-        while len(session.answered) > self.config.dedupe_window:
-            session.answered.popitem(last=False)
-        session.history.append({"role": "user", "text": text, "message_id": message_id})
-        session.task = asyncio.get_running_loop().create_task(self._answer(session, message_id))
+                                  message_id or session.reply.message_id)
+        last = session.last_user_index()
+        if last is None or (message_id is not None and session.history[last]["message_id"] != message_id):
+            raise p.ProtocolError(p.ErrorCode.NOTHING_TO_REGENERATE,
+                                  "no user message to answer again (or it is not the last one)", message_id)
+        target = session.history[last]["message_id"]
+        self._admit(session, target)
+        while len(session.history) > last + 1:  # Joey's previous answer goes; the new one takes its place
+            session.history.pop()
+        self._start(session, Reply(target, regenerate=True))
 
     def cancel(self, session: Session) -> None:
         """Stop the reply in flight (its reply_end says "cancelled"). A no-op when idle."""
-        if session.task and not session.task.done():
-            session.task.cancel()
+        if session.answering:
+            session.reply.task.cancel()
 
     async def reset(self, session: Session) -> None:
-        if session.task and not session.task.done():
-            session.task.cancel()
-            await asyncio.gather(session.task, return_exceptions=True)
+        await self._end_replies([session], self.config.shutdown_grace_s)
         session.history.clear()
         self._publish(session, p.reset_done(self._next_seq(session)))
         self._save(session)
 
-    # --- internals ----------------------------------------------------------------------------
-    def _check_rate(self, session: Session, message_id: str) -> None:
-        now, window = time.monotonic(), self.config.rate_limit_window_s
-        while session.sent_times and session.sent_times[0] <= now - window:
-            session.sent_times.popleft()
-        if len(session.sent_times) >= self.config.rate_limit_messages:
-            retry = session.sent_times[0] + window - now
-            raise p.ProtocolError(p.ErrorCode.RATE_LIMITED, f"too many messages; retry in {retry:.0f} s",
-                                  message_id, retry_after=retry)
-        session.sent_times.append(now)
+    # --- a reply's life -----------------------------------------------------------------------
+    def _refuse_if_stopping(self) -> None:
+        if self.stopping:
+            raise p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon")
 
-    def _next_seq(self, session: Session) -> int:
-        session.seq += 1
-        return session.seq
+    def _admit(self, session: Session, message_id: str | None) -> None:
+        self._refuse_if_stopping()
+        if session.answering:
+            raise p.ProtocolError(p.ErrorCode.BUSY, "Joey is still answering; wait for reply_end or cancel",
+                                  message_id)
+        self.admission.check_capacity(len(self.replies), message_id)
+        self.admission.check_rate(session, message_id)
 
-    def _deliver(self, session: Session, frame: dict) -> None:
-        if session.outbox is not None:
-            session.outbox.put_nowait(frame)
+    def _start(self, session: Session, reply: Reply) -> None:
+        session.reply = reply
+        self.replies.add(reply)
+        start = p.reply_start(self._next_seq(session), reply.message_id)
+        self._publish(session, {**start, "regenerate": True} if reply.regenerate else start)
+        self.metrics.reply_started(len(self.replies), self.admission.queued(len(self.replies)))
+        reply.task = asyncio.get_running_loop().create_task(self._generate(session, reply))
+        # A task cancelled before it first runs never executes its body: the callback ends it.
+        reply.task.add_done_callback(lambda _: self._finish(session, reply, ReplyState.CANCELLED, "cancelled"))
 
-    def _publish(self, session: Session, frame: dict) -> None:
-        if frame["type"] in ("reply_start", "chunk"):
-            session.in_flight.append(frame)
-        self._deliver(session, frame)
-
-    async def _answer(self, session: Session, message_id: str) -> None:
-        self._publish(session, p.reply_start(self._next_seq(session), message_id))
-        parts: list[str] = []
-        finish, tokens = "error", 0
-        reply = None
+    async def _generate(self, session: Session, reply: Reply) -> None:
+        stream, outcome, finish = None, ReplyState.FAILED, "error"
         try:
-            reply = self.generator.stream(session.turns(), self.params)
-            async for text in reply:
-                parts.append(text)
-                self._publish(session, p.chunk(self._next_seq(session), message_id, text))
-            finish, tokens = reply.finish_reason.value, reply.tokens
+            stream = self.generator.stream(session.turns(), self.params)
+            async for text in stream:
+                if reply.state is ReplyState.PENDING:
+                    reply.move(ReplyState.PENDING, ReplyState.STREAMING)
+                self.metrics.chunk(reply)
+                reply.parts.append(text)
+                self._publish(session, p.chunk(self._next_seq(session), reply.message_id, text))
+            outcome, finish = ReplyState.DONE, _reason(stream.finish_reason)
         except asyncio.CancelledError:
-            finish = "cancelled"
-        except (EngineError, ValueError) as exc:
-            log.warning("generation failed for %s: %s", session.id[:8], exc)
-            self._deliver(session, p.error(p.ProtocolError(p.ErrorCode.MODEL_ERROR, "Joey could not answer", message_id)))
+            outcome, finish = ReplyState.CANCELLED, "cancelled"
+        except Exception:  # tokenizer, engine, anything: the reply fails, the session carries on
+            log.exception("generation failed for session %s", session.id[:8])
+            self._deliver(session, self._error(p.ErrorCode.MODEL_ERROR, "Joey could not answer", reply.message_id))
         finally:
-            if reply is not None:
-                await reply.aclose()
-        text = "".join(parts)
+            if stream is not None:
+                await _close_quietly(stream)
+        self._finish(session, reply, outcome, finish, getattr(stream, "tokens", 0) or 0)
+
+    def _finish(self, session: Session, reply: Reply, outcome: ReplyState, finish: str, tokens: int = 0) -> None:
+        """End ``reply`` once: history, reply_end, dedupe record, save. Later calls do nothing."""
+        if reply.finished:
+            return
+        reply.move(LIVE, outcome)
+        self.replies.discard(reply)
+        text = "".join(reply.parts)
         if text:
-            session.history.append({"role": "joey", "text": text, "message_id": message_id})
-        end = p.reply_end(self._next_seq(session), message_id, text, finish, tokens or len(parts))
-        session.answered[message_id] = end
-        session.in_flight = []
-        session.transition(SessionState.ANSWERING, SessionState.IDLE)
-        session.last_active = time.monotonic()
+            session.history.append({"role": "joey", "text": text, "message_id": reply.message_id})
+        end = p.reply_end(self._next_seq(session), reply.message_id, text, finish, tokens)
+        session.answered[reply.message_id] = end
+        session.answered.move_to_end(reply.message_id)
+        while len(session.answered) > self.config.dedupe_window:
+            session.answered.popitem(last=False)
+        session.touch()
+        self.admission.reply_ended(time.monotonic() - reply.started)
+        self.metrics.reply_ended(finish, tokens, len(self.replies))
         self._save(session)
         self._deliver(session, end)
+
+    async def _end_replies(self, sessions: list[Session], timeout: float) -> None:
+        """Cancel the replies of ``sessions`` and wait for them, at most ``timeout`` seconds."""
+        live = [s.reply for s in sessions if s.answering]
+        for reply in live:
+            reply.task.cancel()
+        if live:
+            await asyncio.wait([r.task for r in live], timeout=timeout)
+        for session in sessions:  # a generator that ignores cancellation cannot hold the session
+            if session.answering:
+                log.error("reply of session %s did not stop within %.1f s", session.id[:8], timeout)
+                self._finish(session, session.reply, ReplyState.CANCELLED, "cancelled")
 
     def _abort_orphan(self, session: Session) -> None:
         session.orphan_timer = None
         if session.outbox is None:
             self.cancel(session)
 
-    async def _close(self, session: Session) -> None:
-        self.cancel(session)
-        if session.task:
-            await asyncio.gather(session.task, return_exceptions=True)
-        self._save(session)
-        session.state = SessionState.CLOSED
-        self.sessions.pop(session.id, None)
+    # --- plumbing -----------------------------------------------------------------------------
+    def _next_seq(self, session: Session) -> int:
+        session.seq += 1
+        return session.seq
 
+    def _error(self, code: p.ErrorCode, message: str, message_id: str | None = None) -> dict:
+        self.metrics.errors.labels(code.value).inc()
+        return p.error(p.ProtocolError(code, message, message_id))
+
+    def _deliver(self, session: Session, frame: dict) -> None:
+        if session.outbox is not None:
+            session.outbox.put_nowait(frame)
+
+    def _publish(self, session: Session, frame: dict) -> None:
+        if frame["type"] in ("reply_start", "chunk") and session.reply is not None:
+            session.reply.frames.append(frame)
+        self._deliver(session, frame)
+
+    def _save(self, session: Session) -> None:
+        if self.store is None or not session.used:
+            return
+        try:
+            self.store.save(session)
+        except Exception:  # a full disk must not stop the conversation; the session lives on in memory
+            log.exception("could not save session %s", session.id[:8])
+
+    # --- expiry -------------------------------------------------------------------------------
     def reap(self) -> int:
-        """Forget idle, detached sessions older than session_idle_s. Returns how many."""
-        cutoff = time.monotonic() - self.config.session_idle_s
-        stale = [s for s in self.sessions.values()
-                 if s.outbox is None and s.state is SessionState.IDLE and s.last_active < cutoff]
+        """Forget detached, idle sessions: unused ones after fresh_session_idle_s, others after
+        session_idle_s. Returns how many."""
+        now = time.monotonic()
+        stale = [s for s in self.sessions.values() if s.outbox is None and not s.answering and
+                 now - s.last_active > (self.config.session_idle_s if s.used else self.config.fresh_session_idle_s)]
         for session in stale:
-            session.state = SessionState.CLOSED
+            session.closed = True
             del self.sessions[session.id]
-            if self.store is not None:
-                self.store.delete(session.id)
+            if self.store is not None and session.used:
+                try:
+                    self.store.delete(session.id)
+                except Exception:
+                    log.exception("could not delete session %s", session.id[:8])
+        self.metrics.sessions.set(len(self.sessions))
         return len(stale)
 
     async def _reap_forever(self) -> None:
+        shortest = min(self.config.session_idle_s, self.config.fresh_session_idle_s)
         while True:
-            await asyncio.sleep(min(30.0, max(0.05, self.config.session_idle_s / 4)))
+            await asyncio.sleep(min(30.0, max(0.05, shortest / 4)))
             if n := self.reap():
                 log.info("expired %d idle sessions", n)
+
+
+def _reason(finish_reason) -> str:
+    return getattr(finish_reason, "value", finish_reason) or "stop"
+
+
+async def _close_quietly(stream) -> None:
+    try:
+        await stream.aclose()
+    except Exception:
+        log.exception("closing a reply stream failed")

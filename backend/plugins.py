@@ -3,16 +3,19 @@
 A frontend is a class with a ``name``, a ``from_config(config, hub)`` constructor and async
 ``start()``/``stop()``. It registers in pyproject.toml under ``[project.entry-points."joey_chat.frontends"]``
 and runs in-process with ``joey serve --frontends NAME``. docs/frontends.md shows how to add one.
+
+The ``joey`` sub-commands register the same way, under ``joey_chat.commands`` (backend/cli.py).
 """
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar, Protocol
 
 from backend.config import Config
 
-GROUP = "joey_chat.frontends"
+FRONTENDS = "joey_chat.frontends"
+COMMANDS = "joey_chat.commands"  # the ``joey`` sub-commands (backend/cli.py)
 
 
 class Frontend(Protocol):
@@ -26,8 +29,8 @@ class Frontend(Protocol):
     async def stop(self) -> None: ...
 
 
-def available() -> dict[str, object]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+def available(group: str = FRONTENDS) -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
 def _unknown(wanted: list[str], found: dict) -> list[str]:

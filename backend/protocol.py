@@ -30,6 +30,10 @@ class ErrorCode(str, Enum):
     SERVER_RESTARTING = "server_restarting"
     SESSION_TAKEN_OVER = "session_taken_over"  # another connection resumed this session
     MODEL_ERROR = "model_error"
+    NOTHING_TO_REGENERATE = "nothing_to_regenerate"  # regenerate with no user message to answer again
+    SERVER_BUSY = "server_busy"  # the engine queue is long; retry after retry_after seconds
+    TOO_MANY_SESSIONS = "too_many_sessions"  # this client address holds max_sessions_per_client sessions
+    INTERNAL_ERROR = "internal_error"  # the server failed on this frame; connection and session carry on
 
 
 class ProtocolError(Exception):
@@ -57,6 +61,12 @@ class Resume:
 class UserMessage:
     id: str  # chosen by the client; a resent id is not answered twice
     text: str
+    name: str | None = None  # the speaker's display name for this turn (group chats); None: the session's
+
+
+@dataclass(frozen=True)
+class Regenerate:
+    message_id: str | None = None  # if given, must be the last user message's id (guards against races)
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class Ping:
     nonce: str | int | None = None
 
 
-ClientFrame = Open | Resume | UserMessage | Cancel | Reset | Ping
+ClientFrame = Open | Resume | UserMessage | Regenerate | Cancel | Reset | Ping
 MAX_ID_CHARS = 128
 
 
@@ -86,33 +96,61 @@ def _field(obj: dict, name: str, kind: type | tuple, required: bool = True, defa
     value = obj[name]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"field {name!r} has the wrong type")
+    if isinstance(value, str) and not _encodable(value):
+        # JSON may escape a lone surrogate ("\ud800"); no tokenizer, database or UTF-8 peer can hold one.
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"field {name!r} is not valid Unicode (lone surrogate)")
     return value
 
 
-def parse_client_frame(raw: str | bytes, max_message_chars: int, max_name_chars: int) -> ClientFrame:
+def _encodable(text: str) -> bool:
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python accepts them, JSON does not
+
+
+def _name(obj: dict, max_name_chars: int) -> str | None:
+    name = _field(obj, "name", str, required=False)
+    if name is not None and not 0 < len(name.strip()) <= max_name_chars:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"name must be 1 to {max_name_chars} characters")
+    return name.strip() if name else None
+
+
+def _message_id(obj: dict, field: str, required: bool = True) -> str | None:
+    message_id = _field(obj, field, str, required=required)
+    if message_id is not None and not 0 < len(message_id) <= MAX_ID_CHARS:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"{field} must be 1 to {MAX_ID_CHARS} characters")
+    return message_id
+
+
+def parse_client_frame(raw: str | bytes, max_message_chars: int, max_name_chars: int) -> ClientFrame:
+    if isinstance(raw, bytes):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "binary frames are not part of the protocol; send text frames")
+    try:
+        obj = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         raise ProtocolError(ErrorCode.BAD_JSON, "the frame is not valid JSON") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_FRAME, 'a frame must be a JSON object with a string "type"')
     kind = obj["type"]
     if kind == "message":
-        message_id = _field(obj, "id", str)
-        if not 0 < len(message_id) <= MAX_ID_CHARS:
-            raise ProtocolError(ErrorCode.INVALID_FIELD, f"id must be 1 to {MAX_ID_CHARS} characters")
+        message_id = _message_id(obj, "id")
         text = _field(obj, "text", str)
         if len(text) > max_message_chars:
             raise ProtocolError(ErrorCode.MESSAGE_TOO_LONG,
                                 f"message is {len(text)} characters; the limit is {max_message_chars}", message_id)
         if not text.strip():
             raise ProtocolError(ErrorCode.INVALID_FIELD, "text is empty", message_id)
-        return UserMessage(message_id, text)
+        return UserMessage(message_id, text, _name(obj, max_name_chars))
+    if kind == "regenerate":
+        return Regenerate(_message_id(obj, "message_id", required=False))
     if kind == "open":
-        name = _field(obj, "name", str, required=False)
-        if name is not None and not 0 < len(name.strip()) <= max_name_chars:
-            raise ProtocolError(ErrorCode.INVALID_FIELD, f"name must be 1 to {max_name_chars} characters")
-        return Open(name.strip() if name else None)
+        return Open(_name(obj, max_name_chars))
     if kind == "resume":
         last_seq = _field(obj, "last_seq", int, required=False, default=0)
         if last_seq < 0:

@@ -49,43 +49,64 @@ class FramePacer:
 
 
 async def serve_connection(websocket: WebSocket, hub: Hub, config: Config) -> None:
-    endpoint = Endpoint(hub)
+    """Read frames until the client goes or the server closes; always ends, always detaches."""
+    endpoint = Endpoint(hub, websocket.client.host if websocket.client else None)
     pacer = FramePacer(config.max_frames_per_s)
-    sender = asyncio.create_task(_send_forever(websocket, endpoint.outbox, config.send_timeout_s))
+    sender = asyncio.create_task(_send_forever(websocket, endpoint.outbox, config.send_timeout_s, hub))
+    receiving: asyncio.Future | None = None
     try:
         while True:
             await pacer.wait()
-            message = await websocket.receive()
+            receiving = asyncio.ensure_future(websocket.receive())
+            # The sender ends when the server closes the connection (takeover, slow reader, restart);
+            # then there is nothing left to read for.
+            await asyncio.wait({receiving, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                break
+            message = receiving.result()
             if message["type"] == "websocket.disconnect":
                 break
-            raw = message.get("text")
-            await endpoint.receive(raw if raw is not None else message.get("bytes") or b"")
-    except WebSocketDisconnect:
-        pass
+            text = message.get("text")
+            await endpoint.receive(text if text is not None else message.get("bytes") or b"")
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the peer went away mid-read
     finally:
+        if receiving is not None and not receiving.done():
+            receiving.cancel()
         endpoint.close()
+        # A sentinel, not only cancel(): on Python 3.11 a cancel that lands just as a send finishes
+        # can be swallowed, and a sender waiting on an empty queue would then wait forever.
+        endpoint.outbox.put_nowait(STOP)
         sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
+        await asyncio.wait({sender}, timeout=config.send_timeout_s)
 
 
-async def _send_forever(websocket: WebSocket, outbox: asyncio.Queue, timeout: float) -> None:
+STOP = {"type": "_stop"}  # never sent: tells the sender to end
+
+
+async def _send_forever(websocket: WebSocket, outbox: asyncio.Queue, timeout: float, hub: Hub) -> None:
     while True:
         frame = await outbox.get()
-        try:
-            await asyncio.wait_for(websocket.send_text(json.dumps(frame)), timeout)
-        except asyncio.TimeoutError:
-            log.warning("closing a connection that stopped reading")
-            await _close(websocket, CLOSE_POLICY, "client too slow")
+        if frame is STOP:
             return
-        except (WebSocketDisconnect, RuntimeError):
+        try:
+            async with asyncio.timeout(timeout):
+                await websocket.send_text(json.dumps(frame))
+        except TimeoutError:
+            log.warning("closing a connection that stopped reading")
+            await _close(websocket, CLOSE_POLICY, "client too slow", hub)
+            return
+        except (WebSocketDisconnect, RuntimeError, OSError):
             return
         if frame["type"] == "error" and frame["code"] in CLOSING_ERRORS:
-            await _close(websocket, CLOSING_ERRORS[frame["code"]], frame["message"])
+            await _close(websocket, CLOSING_ERRORS[frame["code"]], frame["message"], hub)
             return
 
 
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+async def _close(websocket: WebSocket, code: int, reason: str, hub: Hub) -> None:
+    hub.metrics.closes.labels(str(code)).inc()
     try:
-        await websocket.close(code, reason)
-    except RuntimeError:
+        async with asyncio.timeout(1.0):
+            await websocket.close(code, reason)
+    except (TimeoutError, RuntimeError, OSError):
         pass

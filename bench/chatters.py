@@ -12,7 +12,7 @@ MESSAGES = ["How you doin'?", "Who ate my sandwich?", "Do you want to get pizza?
 
 
 async def _chatter(url: str, index: int, messages: int, records: list, problems: list) -> None:
-    from backend.client import ClientError, ConnectionLost, JoeyClient, WebSocketTransport
+    from client import ClientError, ConnectionLost, JoeyClient, WebSocketTransport
 
     client = JoeyClient(WebSocketTransport(url), name=f"Bench{index}", reconnect=False)
     try:

@@ -4,6 +4,10 @@ The asyncio side calls :meth:`Engine.submit` and gets a :class:`Reply`, an async
 text chunks fed through its own queue. The event loop never runs a tensor operation. Closing a
 Reply (or cancelling the task that reads it) aborts its request and frees its batch slot before
 the next step.
+
+Prompts go in by chunks of ``prefill_chunk`` tokens, at most one chunk per step while other
+requests are decoding, so a long new prompt delays the running streams by one chunk's time
+per step instead of stalling them for its whole prefill.
 """
 
 from __future__ import annotations
@@ -15,28 +19,20 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
 
 import torch
 
 from model.detokenize import StreamDecoder
 from model.lean import LeanLlama
+from model.metrics import EngineMetrics, EngineStats
+from model.reply import EngineError, FinishReason, Mailbox, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams, choose
 
+__all__ = ["Engine", "EngineError", "FinishReason", "Reply"]
 log = logging.getLogger("joey.engine")
-
-
-class FinishReason(str, Enum):
-    STOP = "stop"  # the model ended its turn
-    LENGTH = "length"  # max_new_tokens or the context window was reached
-    CANCELLED = "cancelled"  # the caller aborted it
-    ERROR = "error"  # the engine failed on this request
-
-
-class EngineError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -47,72 +43,23 @@ class _Request:
     emit: callable
     generator: torch.Generator
     decoder: StreamDecoder  # holds the reply's token ids
+    submitted: float = field(default_factory=time.perf_counter)
+    prefilled: int = 0  # prompt tokens already in the KV cache
+    answered: bool = False  # its first token has been chosen
 
     @property
-    def generated(self) -> list[int]:
-        return self.decoder.ids
+    def generated(self) -> tuple[int, ...]:
+        return self.decoder.ids  # a copy: the decoder's list is its own
 
-
-class Reply:
-    """Async iterator of text chunks. After it ends, ``finish_reason`` and ``tokens`` are set."""
-
-    def __init__(self, engine: "Engine", request_id: int):
-        self._engine, self.id = engine, request_id
-        self._queue: asyncio.Queue = asyncio.Queue()
-        self.finish_reason: FinishReason | None = None
-        self.tokens = 0
-
-    def __aiter__(self) -> "Reply":
-        return self
-
-    async def __anext__(self) -> str:
-        if self.finish_reason is not None:
-            raise StopAsyncIteration
-        kind, value, tokens = await self._queue.get()
-        if kind == "text":
-            return value
-        self.finish_reason, self.tokens = value, tokens
-        if value is FinishReason.ERROR:
-            raise EngineError(f"generation failed: {tokens}")
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        """Abort the request if it is still running. Safe to call more than once."""
-        if self.finish_reason is None:
-            self.finish_reason = FinishReason.CANCELLED
-            self._engine.abort(self.id)
-
-
-class _Mailbox:
-    """Events for the asyncio side, handed over once per engine step.
-
-    One wake-up of each event loop per step, instead of one per chunk, leaves the GIL with the
-    engine for longer when many replies stream at once. Touched only by the engine thread.
-    """
-
-    def __init__(self):
-        self._pending: dict[asyncio.AbstractEventLoop, list] = {}
-
-    def put(self, loop: asyncio.AbstractEventLoop, reply_queue: asyncio.Queue, event: tuple) -> None:
-        self._pending.setdefault(loop, []).append((reply_queue, event))
-
-    def flush(self) -> None:
-        for loop, items in self._pending.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, items)
-            except RuntimeError:  # that loop has closed; nobody is listening any more
-                pass
-        self._pending = {}
-
-
-def _deliver(items: list) -> None:
-    for reply_queue, event in items:
-        reply_queue.put_nowait(event)
+    @property
+    def length(self) -> int:
+        return len(self.prompt) + len(self.decoder)
 
 
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
-                 max_batch: int, threads: int = 1, max_prefills_per_step: int = 2):
+                 max_batch: int, threads: int = 1, prefill_chunk: int = 64, sentence_holdback: int = 16,
+                 warmup=None):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
         # Per slot: which tokens the prompt or reply already holds (for the repetition penalty).
@@ -120,20 +67,27 @@ class Engine:
         # The engine thread decodes with its own copy: a fast tokenizer is not safe to share.
         self._tokenizer = copy.deepcopy(tokenizer)
         self.max_batch = min(max_batch, model.max_slots)
-        self.threads, self.max_prefills_per_step = threads, max_prefills_per_step
+        self.threads, self.prefill_chunk, self.sentence_holdback = threads, prefill_chunk, sentence_holdback
+        self._warmup = warmup  # run on the engine thread before it takes requests (compiling)
         self._inbox: queue.Queue = queue.Queue()
-        self._mailbox = _Mailbox()
-        self._waiting: deque[_Request] = deque()
-        self._active: list[_Request] = []
+        self._mailbox = Mailbox()
+        self._waiting: deque[_Request] = deque()  # the head may be part-way through its prefill
+        self._active: list[_Request] = []  # decoding, in slots 0..n-1
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
+        self._warm = threading.Event()
         self.failure: BaseException | None = None
-        self.tokens_generated = 0
+        self.metrics = EngineMetrics()
 
-    # --- asyncio side -------------------------------------------------------------------------
+    # --- any thread ---------------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def ready(self) -> bool:
+        """Running and warmed up (compiled): requests are answered at full speed."""
+        return self.running and self._warm.is_set()
 
     @property
     def active(self) -> int:
@@ -143,27 +97,37 @@ class Engine:
     def waiting(self) -> int:
         return len(self._waiting) + self._inbox.qsize()
 
+    @property
+    def tokens_generated(self) -> int:
+        return self.metrics.tokens_generated
+
+    def stats(self) -> EngineStats:
+        return self.metrics.snapshot(queue_depth=self.waiting, active_batch=self.active)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="joey-engine", daemon=True)
         self._thread.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._warm.wait(timeout)
 
     def stop(self) -> None:
         if self.running:
             self._inbox.put(("stop", None))
             self._thread.join(timeout=10)
 
+    # --- asyncio side -------------------------------------------------------------------------
     def submit(self, prompt: list[int], params: GenerationParams) -> Reply:
         if not self.running:
             raise EngineError("the engine is not running")
         params.validate()
         loop = asyncio.get_running_loop()
-        reply = Reply(self, next(self._ids))
-
-        emit = functools.partial(self._mailbox.put, loop, reply._queue)
+        reply = Reply(self.abort, next(self._ids))
+        emit = functools.partial(self._mailbox.put, loop, reply.queue)
         seed = params.seed if params.seed is not None else torch.seed()
-        gen = torch.Generator().manual_seed(seed)
-        decoder = StreamDecoder(self._tokenizer)
-        self._inbox.put(("submit", _Request(reply.id, list(prompt), params, emit, gen, decoder)))
+        decoder = StreamDecoder(self._tokenizer, params.max_new_tokens, self.sentence_holdback)
+        request = _Request(reply.id, list(prompt), params, emit, torch.Generator().manual_seed(seed), decoder)
+        self._inbox.put(("submit", request))
         return reply
 
     def abort(self, request_id: int) -> None:
@@ -174,17 +138,20 @@ class Engine:
         torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
+                if self._warmup is not None:
+                    self._warmup()
+                self._warm.set()
                 self._loop()
         except BaseException as exc:  # keep the reason for /readyz, fail everyone cleanly
             log.exception("engine failed")
             self.failure = exc
             for req in [*self._active, *self._waiting]:
-                req.emit(("end", FinishReason.ERROR, str(exc)))
+                req.emit(ReplyEnd(FinishReason.ERROR, len(req.decoder), str(exc)))
             self._mailbox.flush()
 
     def _loop(self) -> None:
         while self._take_inbox(block=not (self._active or self._waiting)):
-            self._admit()
+            self._prefill()
             if self._active:
                 self._step()
             self._mailbox.flush()
@@ -208,37 +175,49 @@ class Engine:
         for req in list(self._waiting):
             if req.id == request_id:
                 self._waiting.remove(req)
-                req.emit(("end", FinishReason.CANCELLED, 0))
+                self._end(req, FinishReason.CANCELLED)
         for slot, req in enumerate(self._active):
             if req.id == request_id:
                 self._release(slot, FinishReason.CANCELLED)
                 return
 
-    def _admit(self) -> None:
-        admitted = 0
-        while self._waiting and len(self._active) < self.max_batch and admitted < self.max_prefills_per_step:
-            req = self._waiting.popleft()
-            slot = len(self._active)
+    def _prefill(self) -> None:
+        """Feed waiting prompts into free slots: all of them when nothing is decoding, else one
+        ``prefill_chunk`` of prompt tokens per step. The request being filled sits in slot n
+        (n = requests decoding), so it joins the dense decode slots when it is done."""
+        budget = None if not self._active else self.prefill_chunk
+        while self._waiting and len(self._active) < self.max_batch and (budget is None or budget > 0):
+            req, slot = self._waiting[0], len(self._active)
+            take = len(req.prompt) - req.prefilled if budget is None else min(budget, len(req.prompt) - req.prefilled)
             try:
-                logits = self.model.prefill(slot, req.prompt)
+                logits = self.model.prefill(slot, req.prompt[req.prefilled:req.prefilled + take], start=req.prefilled)
             except ValueError as exc:
-                req.emit(("end", FinishReason.ERROR, str(exc)))
+                self._waiting.popleft()
+                self._end(req, FinishReason.ERROR, str(exc))
                 continue
+            req.prefilled += take
+            self.metrics.prefilled(take)
+            if budget is not None:
+                budget -= take
+            if req.prefilled < len(req.prompt):
+                return
+            self._waiting.popleft()
             self._active.append(req)
             self._seen[slot] = False
             self._seen[slot, req.prompt] = True
-            admitted += 1
             self._advance([slot], logits.unsqueeze(0))
 
     def _step(self) -> None:
-        tokens = torch.tensor([r.generated[-1] for r in self._active])
-        positions = torch.tensor([len(r.prompt) + len(r.generated) - 1 for r in self._active])
+        started = time.perf_counter()
+        tokens = torch.tensor([r.decoder.last for r in self._active])
+        positions = torch.tensor([r.length - 1 for r in self._active])
         self._advance(list(range(len(self._active))), self.model.decode(tokens, positions))
+        self.metrics.stepped(time.perf_counter() - started)
 
     def _advance(self, slots: list[int], logits: torch.Tensor) -> None:
         """Choose each slot's next token (row i of ``logits`` belongs to ``slots[i]``) and act on it."""
         reqs = [self._active[s] for s in slots]
-        too_short = [i for i, r in enumerate(reqs) if len(r.generated) < r.params.min_new_tokens]
+        too_short = [i for i, r in enumerate(reqs) if len(r.decoder) < r.params.min_new_tokens]
         if too_short:
             logits[torch.tensor(too_short).unsqueeze(1), self._stop_index] = float("-inf")
         tokens = choose(logits, self._seen[slots], [r.params for r in reqs], [r.generator for r in reqs])
@@ -249,31 +228,41 @@ class Engine:
 
     def _take(self, slot: int, token: int) -> None:
         req = self._active[slot]
+        if not req.answered:
+            req.answered = True
+            self.metrics.first_token(time.perf_counter() - req.submitted)
         if token in self.stop_ids:
             self._release(slot, FinishReason.STOP)
             return
         chunk = req.decoder.push(token)
         self._seen[slot, token] = True
-        self.tokens_generated += 1
+        self.metrics.generated()
         if self.stop_text and self.stop_text in (text := req.decoder.text()):
-            req.generated.pop()  # the stop text belongs to the next line, not this reply
+            req.decoder.drop_last()  # the stop text belongs to the next line, not this reply
             self._release(slot, FinishReason.STOP, final=text[: text.index(self.stop_text)])
             return
         if chunk:
-            req.emit(("text", chunk, 0))
-        full = len(req.prompt) + len(req.generated) >= self.model.max_len - 1
-        if len(req.generated) >= req.params.max_new_tokens or full:
+            req.emit(TextChunk(chunk))
+        if len(req.decoder) >= req.params.max_new_tokens or req.length >= self.model.max_len - 1:
             self._release(slot, FinishReason.LENGTH)
+
+    def _end(self, req: _Request, reason: FinishReason, error: str = "") -> None:
+        req.emit(ReplyEnd(reason, len(req.decoder), error))
+        self.metrics.ended(reason.value)
 
     def _release(self, slot: int, reason: FinishReason, final: str | None = None) -> None:
         req = self._active[slot]
-        if chunk := req.decoder.flush(final):
-            req.emit(("text", chunk, 0))
-        req.emit(("end", reason, len(req.generated)))
+        # Cut by the limit: end at the last sentence end rather than mid-sentence.
+        rest = req.decoder.finish_at_sentence() if reason is FinishReason.LENGTH else req.decoder.flush(final)
+        if rest:
+            req.emit(TextChunk(rest))
+        self._end(req, reason)
         last = len(self._active) - 1
         if slot != last:
             moved = self._active[last]
-            self.model.move_slot(last, slot, len(moved.prompt) + len(moved.generated))
+            self.model.move_slot(last, slot, moved.length)
             self._seen[slot] = self._seen[last]
             self._active[slot] = moved
         self._active.pop()
+        if self._waiting and self._waiting[0].prefilled:  # its part-filled slot follows the dense end
+            self.model.move_slot(last + 1, last, self._waiting[0].prefilled)

@@ -13,10 +13,15 @@ import re
 from pathlib import Path
 from typing import AsyncIterator, Protocol
 
-from model.engine import Engine, FinishReason
+from model.compiled import choose_dtype, compile_decode, warm_up
+from model.engine import Engine
 from model.lean import LeanLlama
+from model.metrics import EngineStats
 from model.prompt import BOT_NAME, Turn, build_prompt, stop_text, stop_token_ids
+from model.reply import EngineError, FinishReason
 from model.sampling import GenerationParams
+
+__all__ = ["EngineError", "EngineStats", "FinishReason", "Generator", "JoeyGenerator", "ModelNotFound", "ReplyStream"]
 
 log = logging.getLogger("joey.generator")
 
@@ -33,10 +38,24 @@ class ReplyStream(Protocol):
 
 
 class Generator(Protocol):
-    def stream(self, turns: list[Turn], params: GenerationParams) -> ReplyStream: ...
+    """What the app and the hub use. A failed generation raises :class:`EngineError` from the stream."""
+
+    context: int  # prompt + reply token budget
+
+    def start(self) -> None:
+        """Start generating (returns at once; warm-up may go on in the background)."""
+
+    def stop(self) -> None:
+        """Stop; running replies end."""
 
     @property
-    def ready(self) -> bool: ...
+    def ready(self) -> bool:
+        """Started, warmed up, and not failed: /readyz reports this."""
+
+    def stats(self) -> EngineStats:
+        """Counters and histograms for /metrics and /readyz."""
+
+    def stream(self, turns: list[Turn], params: GenerationParams) -> ReplyStream: ...
 
 
 class ModelNotFound(FileNotFoundError):
@@ -70,7 +89,12 @@ class JoeyGenerator:
 
     @classmethod
     def load(cls, base: str, adapter: str | None, max_batch: int = 16, threads: int = 1,
-             context: int | None = None) -> "JoeyGenerator":
+             context: int | None = None, dtype: str = "auto", compile: bool = False,
+             prefill_chunk: int = 64, sentence_holdback: int = 16) -> "JoeyGenerator":
+        """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``: a
+        compiled decode step, built during warm-up on the engine thread (ready says when);
+        ``prefill_chunk``: prompt tokens per step while others decode; ``sentence_holdback``:
+        the last tokens before the limit stream whole sentences only (see StreamDecoder)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -88,14 +112,25 @@ class JoeyGenerator:
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         model.eval()
         context = min(context or model.config.max_position_embeddings, model.config.max_position_embeddings)
-        lean = LeanLlama(model, max_slots=max_batch, max_len=context)
-        engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch, threads)
-        log.info("loaded %s%s: %d-token context, batch %d", base, f" + {adapter}" if adapter else "", context, max_batch)
+        chosen = choose_dtype(dtype, model, max_batch)
+        lean = LeanLlama(model, max_slots=max_batch, max_len=context, dtype=chosen)
+        del model  # the lean copy is all that serving needs
+        if compile:
+            compile_decode(lean)
+        engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch, threads,
+                        prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
+                        warmup=lambda: warm_up(lean, max_batch))
+        log.info("loaded %s%s: %d-token context, batch %d, %s%s, KV cache %.0f MB", base,
+                 f" + {adapter}" if adapter else "", context, max_batch, chosen, ", compiled" if compile else "",
+                 lean.cache_bytes() / 2**20)
         return cls(engine, tokenizer, context)
 
     @property
     def ready(self) -> bool:
-        return self.engine.running
+        return self.engine.ready
+
+    def stats(self) -> EngineStats:
+        return self.engine.stats()
 
     def start(self) -> None:
         self.engine.start()

@@ -1,22 +1,29 @@
 """A lean decoding forward pass for a (LoRA-merged) LlamaForCausalLM, with a slotted KV cache.
 
 Why not ``model.generate``: on this CPU the HF forward costs about twice this one per step
-(see ../shared/FACTS.md: 43 ``F.linear`` calls per step, slow single-row products). Here the
-QKV and gate/up weights are fused and pre-transposed, attention is plain matmul, and each
-request owns a slot of one KV buffer, so many requests decode together in one batched step.
+(see ../shared/FACTS.md: many ``F.linear`` calls on single rows, slow through MKL). Here the QKV
+and gate/up weights are fused, bf16 weights are pre-packed for oneDNN (its bf16 kernels use the
+CPU's AVX512-BF16 units), grouped-query attention reads each KV head once (no
+``repeat_interleave`` copy), and each request owns a slot of one KV cache, so many requests
+decode together in one batched step.
 
-Slots are kept dense: active requests always occupy slots ``0..n-1`` (freeing a slot moves the
-last one into it), so a decode step works on plain views of the cache with no gather.
-tests/test_lean.py checks the logits against the HF forward.
+Slots are kept dense: decoding requests occupy slots ``0..n-1`` (freeing a slot moves the last
+one into it), so a decode step works on plain views of the cache with no gather, and new keys and
+values are written in place with ``index_copy_`` (which a compiled graph keeps in place too).
+
+tests/test_lean.py checks the logits against the HF forward, in fp32 and in bf16.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+    # As HF does: the statistics in fp32 whatever the weights' dtype.
+    h = x.float()
+    return weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -24,109 +31,145 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-class LeanLlama:
-    def __init__(self, hf_model, max_slots: int, max_len: int):
+class _Net(nn.Module):
+    """The weights as a module, so ``torch.compile`` with inductor freezing can fold and pack them."""
+
+    def __init__(self, hf_model, dtype: torch.dtype):
+        super().__init__()
         cfg = hf_model.config
-        self.n_heads = cfg.num_attention_heads
-        self.n_kv = cfg.num_key_value_heads
+        sd = {k: v.detach().to(dtype) for k, v in hf_model.state_dict().items()}
+        param = lambda t: nn.Parameter(t.contiguous(), requires_grad=False)  # noqa: E731
+        self.embed = param(sd["model.embed_tokens.weight"])
+        self.lm_head = param(sd["lm_head.weight"]) if "lm_head.weight" in sd and not cfg.tie_word_embeddings \
+            else self.embed
+        self.final_norm = param(sd["model.norm.weight"])
+        self.layers = nn.ModuleList()
+        for i in range(cfg.num_hidden_layers):
+            w = lambda name: sd[f"model.layers.{i}.{name}"]  # noqa: E731
+            layer = nn.Module()
+            layer.attn_norm = param(w("input_layernorm.weight"))
+            layer.qkv = param(torch.cat([w("self_attn.q_proj.weight"), w("self_attn.k_proj.weight"),
+                                         w("self_attn.v_proj.weight")]))
+            layer.o = param(w("self_attn.o_proj.weight"))
+            layer.mlp_norm = param(w("post_attention_layernorm.weight"))
+            layer.gate_up = param(torch.cat([w("mlp.gate_proj.weight"), w("mlp.up_proj.weight")]))
+            layer.down = param(w("mlp.down_proj.weight"))
+            self.layers.append(layer)
+
+
+class LeanLlama:
+    """The forward pass. ``dtype`` is float32 or bfloat16; logits always come out as float32."""
+
+    LINEARS = ("qkv", "o", "gate_up", "down")
+
+    def __init__(self, hf_model, max_slots: int, max_len: int, dtype: torch.dtype = torch.float32):
+        cfg = hf_model.config
+        self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.group = self.n_heads // self.n_kv
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
-        self.eps = cfg.rms_norm_eps
+        self.eps, self.intermediate, self.dtype = cfg.rms_norm_eps, cfg.intermediate_size, dtype
         self.max_len = min(max_len, cfg.max_position_embeddings)
         self.max_slots = max_slots
-        sd = {k: v.detach().float() for k, v in hf_model.state_dict().items()}
-        self.embed = sd["model.embed_tokens.weight"]
-        head = sd.get("lm_head.weight", self.embed)
-        self.lm_head_t = head.t().contiguous()
-        self.final_norm = sd["model.norm.weight"]
-        self.layers = []
-        for i in range(cfg.num_hidden_layers):
-            p = f"model.layers.{i}."
-            w = lambda name: sd[p + name]  # noqa: E731
-            qkv = torch.cat([w("self_attn.q_proj.weight"), w("self_attn.k_proj.weight"), w("self_attn.v_proj.weight")])
-            gate_up = torch.cat([w("mlp.gate_proj.weight"), w("mlp.up_proj.weight")])
-            self.layers.append({
-                "attn_norm": w("input_layernorm.weight"),
-                "qkv_t": qkv.t().contiguous(),
-                "o_t": w("self_attn.o_proj.weight").t().contiguous(),
-                "mlp_norm": w("post_attention_layernorm.weight"),
-                "gate_up_t": gate_up.t().contiguous(),
-                "down_t": w("mlp.down_proj.weight").t().contiguous(),
-            })
-        self.intermediate = cfg.intermediate_size
-        theta = (getattr(cfg, "rope_parameters", None) or {}).get("rope_theta", getattr(cfg, "rope_theta", 10000.0))
+        self.net = _Net(hf_model, dtype)
+        # oneDNN's pre-packed bf16 weights: about 2x plain bf16 matmul for one row on this CPU.
+        # None in fp32 (MKL is fine there) and once a compiled step owns the packing (freezing).
+        self.packed: dict | None = self._pack() if dtype == torch.bfloat16 else None
+        rope = cfg.rope_parameters if getattr(cfg, "rope_parameters", None) else {}
+        theta = rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))
         inv_freq = 1.0 / (theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
         freqs = torch.outer(torch.arange(self.max_len, dtype=torch.float32), inv_freq)
         emb = torch.cat([freqs, freqs], dim=-1)
-        self.cos, self.sin = emb.cos(), emb.sin()
+        self.cos, self.sin = emb.cos().to(dtype), emb.sin().to(dtype)
         shape = (max_slots, self.n_kv, self.max_len, self.head_dim)
-        self.k_cache = [torch.zeros(shape) for _ in self.layers]
-        self.v_cache = [torch.zeros(shape) for _ in self.layers]
+        self.k_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
+        self.v_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
+        self.step = self.decode_step  # model/compiled.py may put a compiled step here
 
     @property
     def vocab_size(self) -> int:
-        return self.embed.shape[0]
+        return self.net.embed.shape[0]
 
-    def _attention_block(self, layer: dict, x: torch.Tensor, positions: torch.Tensor) -> tuple:
-        """Project to q, k, v with rotary embeddings; shapes (batch, heads, tokens, head_dim)."""
+    def cache_bytes(self) -> int:
+        return sum(c.numel() * c.element_size() for c in (*self.k_cache, *self.v_cache))
+
+    def _pack(self) -> dict:
+        pack = torch.ops.mkldnn._reorder_linear_weight
+        packed = {(i, name): pack(getattr(layer, name), None) for i, layer in enumerate(self.net.layers)
+                  for name in self.LINEARS}
+        packed["lm_head"] = pack(self.net.lm_head, None)
+        return packed
+
+    def _linear(self, x: torch.Tensor, key, weight: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None and not torch.compiler.is_compiling():
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed[key], None, "none", [], "")
+        return torch.nn.functional.linear(x, weight)
+
+    def _layer(self, i: int, layer, x, positions, k_cache, v_cache, first: int, span: int, mask):
+        """One decoder layer for queries ``x`` (b, t, hidden) at ``positions`` (b, t).
+
+        Writes the new keys/values into slots ``first..first+b-1`` and attends to their first
+        ``span`` cache positions under ``mask`` (b, 1, t, span; True = hidden).
+        """
         b, t, _ = x.shape
-        h = _rms_norm(x, layer["attn_norm"], self.eps)
-        qkv = h @ layer["qkv_t"]
+        rows = torch.arange(first, first + b)
+        qkv = self._linear(_rms_norm(x, layer.attn_norm, self.eps), (i, "qkv"), layer.qkv)
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
+        cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
         q = q.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = k.view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         v = v.view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
-        cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
-        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin, v
-
-    def _attend(self, q, k, v, mask) -> torch.Tensor:
-        if self.n_kv != self.n_heads:
-            k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)
-            v = v.repeat_interleave(self.n_heads // self.n_kv, dim=1)
-        scores = (q @ k.transpose(-1, -2)) * (self.head_dim ** -0.5)
-        scores = scores.masked_fill(mask, float("-inf"))
-        return torch.softmax(scores, dim=-1) @ v
-
-    def _finish_layer(self, layer: dict, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        b, _, t, _ = attn.shape
-        x = x + attn.transpose(1, 2).reshape(b, t, -1) @ layer["o_t"]
-        gate, up = (_rms_norm(x, layer["mlp_norm"], self.eps) @ layer["gate_up_t"]).split(self.intermediate, dim=-1)
-        return x + (torch.nn.functional.silu(gate) * up) @ layer["down_t"]
+        # Write into the cache in place: flat row index (slot, kv head, position).
+        flat = ((rows.view(b, 1, 1) * self.n_kv + torch.arange(self.n_kv).view(1, -1, 1)) * self.max_len
+                + positions.view(b, 1, t)).reshape(-1)
+        k_cache.view(-1, self.head_dim).index_copy_(0, flat, k.reshape(-1, self.head_dim))
+        v_cache.view(-1, self.head_dim).index_copy_(0, flat, v.reshape(-1, self.head_dim))
+        keys, values = k_cache[first:first + b, :, :span], v_cache[first:first + b, :, :span]
+        # Grouped-query attention: the query heads sharing a KV head become extra query rows.
+        q = q.reshape(b, self.n_kv, self.group * t, self.head_dim)
+        scores = (q @ keys.transpose(-1, -2)).float() * (self.head_dim ** -0.5)
+        scores = scores.masked_fill(mask.repeat(1, 1, self.group, 1), float("-inf"))
+        attn = (torch.softmax(scores, dim=-1).to(self.dtype) @ values)
+        attn = attn.view(b, self.n_heads, t, self.head_dim).transpose(1, 2).reshape(b, t, -1)
+        x = x + self._linear(attn, (i, "o"), layer.o)
+        h = self._linear(_rms_norm(x, layer.mlp_norm, self.eps), (i, "gate_up"), layer.gate_up)
+        gate, up = h.split(self.intermediate, dim=-1)
+        return x + self._linear(torch.nn.functional.silu(gate) * up, (i, "down"), layer.down)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return _rms_norm(x, self.final_norm, self.eps) @ self.lm_head_t
+        return self._linear(_rms_norm(x, self.net.final_norm, self.eps), "lm_head", self.net.lm_head).float()
 
     @torch.inference_mode()
-    def prefill(self, slot: int, ids: list[int]) -> torch.Tensor:
-        """Run a whole prompt into ``slot``; returns the next-token logits, shape (vocab,)."""
+    def prefill(self, slot: int, ids: list[int], start: int = 0) -> torch.Tensor:
+        """Run prompt tokens ``ids`` at positions ``start..`` into ``slot``, after the ``start``
+        tokens already there (so a long prompt can go in chunks). Returns the last token's
+        next-token logits, shape (vocab,)."""
         t = len(ids)
-        if not 0 < t < self.max_len:
-            raise ValueError(f"prompt of {t} tokens does not fit the {self.max_len}-token context")
-        positions = torch.arange(t)
-        x = self.embed[torch.tensor(ids)].unsqueeze(0)
-        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
-        for i, layer in enumerate(self.layers):
-            q, k, v = self._attention_block(layer, x, positions.unsqueeze(0))
-            self.k_cache[i][slot, :, :t] = k[0]
-            self.v_cache[i][slot, :, :t] = v[0]
-            x = self._finish_layer(layer, x, self._attend(q, k, v, causal))
+        if not (0 < t and start + t < self.max_len - 1):
+            raise ValueError(f"prompt of {start + t} tokens does not fit the {self.max_len}-token context")
+        positions = torch.arange(start, start + t).unsqueeze(0)
+        span = start + t
+        mask = (torch.arange(span).unsqueeze(0) > positions.view(t, 1)).view(1, 1, t, span)
+        x = self.net.embed[torch.tensor(ids)].unsqueeze(0)
+        for i, layer in enumerate(self.net.layers):
+            x = self._layer(i, layer, x, positions, self.k_cache[i], self.v_cache[i], slot, span, mask)
         return self._logits(x[0, -1])
+
+    def decode_step(self, tokens, positions, mask, k_caches, v_caches):
+        b, span = tokens.shape[0], mask.shape[-1]
+        x = self.net.embed[tokens].unsqueeze(1)
+        for i, layer in enumerate(self.net.layers):
+            x = self._layer(i, layer, x, positions.view(b, 1), k_caches[i], v_caches[i], 0, span, mask)
+        return self._logits(x[:, 0])
 
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """One step for slots ``0..n-1``: token ``tokens[s]`` sits at ``positions[s]``. Returns (n, vocab)."""
         n = tokens.shape[0]
         span = int(positions.max()) + 1
-        rows = torch.arange(n)
-        x = self.embed[tokens].unsqueeze(1)
         mask = (torch.arange(span).unsqueeze(0) > positions.unsqueeze(1)).view(n, 1, 1, span)
-        for i, layer in enumerate(self.layers):
-            q, k, v = self._attention_block(layer, x, positions.unsqueeze(1))
-            self.k_cache[i][rows, :, positions] = k[:, :, 0]
-            self.v_cache[i][rows, :, positions] = v[:, :, 0]
-            keys, values = self.k_cache[i][:n, :, :span], self.v_cache[i][:n, :, :span]
-            x = self._finish_layer(layer, x, self._attend(q, keys, values, mask))
-        return self._logits(x[:, 0])
+        return self.step(tokens, positions, mask, self.k_cache, self.v_cache)
 
     def move_slot(self, src: int, dst: int, length: int) -> None:
         for cache in (*self.k_cache, *self.v_cache):

@@ -113,10 +113,42 @@ def prepare_smollm2(folder: Path = SMOLLM2_DIR, force: bool = False) -> Path:
     return folder
 
 
+def check_readable(folder: Path) -> None:
+    """Fail early, in one line, on a local model folder whose files are missing or corrupt."""
+    from safetensors import safe_open
+
+    if not (folder / "config.json").is_file():
+        raise BaseModelMissing(f"{folder} has no config.json")
+    for weights in folder.glob("*.safetensors"):
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                list(f.keys())
+        except Exception as exc:  # safetensors raises its own error types for a damaged header
+            raise BaseModelMissing(f"{weights} is corrupt ({exc})") from exc
+
+
 def ensure_base(preset: Preset) -> None:
-    """Make the preset's base loadable, converting the packaged SmolLM2 on first use."""
+    """Make the preset's base loadable: convert the packaged SmolLM2 on first use, check the files.
+
+    A corrupt converted copy is converted again; any other broken folder is reported with the
+    set-up step that restores it.
+    """
     if preset.base == str(SMOLLM2_DIR):
         prepare_smollm2()
+        try:
+            check_readable(SMOLLM2_DIR)
+        except BaseModelMissing:
+            log.warning("the converted SmolLM2 in %s is damaged; converting it again", SMOLLM2_DIR)
+            prepare_smollm2(force=True)
+        return
+    for folder in (Path(preset.base), Path(preset.adapter) if preset.adapter else None):
+        if folder is not None and folder.is_dir():
+            try:
+                if (folder / "adapter_config.json").is_file():
+                    continue  # peft reports a broken adapter clearly enough
+                check_readable(folder)
+            except BaseModelMissing as exc:
+                raise BaseModelMissing(f"{exc}; restore it with `git checkout -- weights/` or {SETUP_HINT}") from exc
 
 
 def main() -> int:

@@ -86,7 +86,7 @@ class Client:
     """
 
     def __init__(self, ws):
-        from backend.spec import load_spec
+        from tests.spec import load_spec
 
         self.ws = ws
         self.spec = load_spec(strict=True)

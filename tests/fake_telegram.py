@@ -4,6 +4,9 @@ python-telegram-bot is pointed at it with ``base_url`` (``FakeTelegram.base_url`
 getMe, getUpdates (long poll with offset semantics: an update is gone once a later offset is
 asked for), sendMessage, sendChatAction, sendMessageDraft, deleteWebhook and setMyCommands,
 records every call, and can answer the next call of a method with an error (a 429, a 502...).
+It can also turn a group into a supergroup (sendMessage to the old id then fails with
+``migrate_to_chat_id``, as Telegram's does), and queue group messages from several people,
+mentions, replies to the bot, service messages and channel posts.
 Bodies may be form-encoded (what PTB sends) or JSON.
 
 The test side is thread-safe and its waits are async, so an adapter on the test's own loop
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 from urllib.parse import parse_qsl
@@ -42,6 +46,8 @@ class FakeTelegram:
         self.updates: list[dict] = []  # not yet confirmed by a later offset
         self.calls: list[tuple[str, dict, bool]] = []  # (method, params, answered ok) of every call
         self.failures: dict[str, list[tuple[int, dict]]] = {}
+        self.migrated: dict[int, int] = {}  # group -> the supergroup it became
+        self._user_ids: dict[str, int] = {}
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
         self._sent_ids = itertools.count(50_000)
@@ -61,22 +67,41 @@ class FakeTelegram:
 
     # --- the test side ----------------------------------------------------------------------
     def user_message(self, chat_id: int, text: str | None = None, first_name: str = "Alice",
-                     chat_type: str = "private", **extra) -> dict:
-        """Queue an incoming message (text, or ``extra`` fields like a sticker). Returns the update."""
+                     chat_type: str = "private", kind: str = "message", user_id: int | None = None,
+                     reply_to_bot: bool = False, **extra) -> dict:
+        """Queue an incoming message (text, or ``extra`` fields like a sticker). Returns the update.
+
+        ``kind`` is the update's field ("message", "channel_post"...). In groups each first name
+        is its own user. ``@joey_test_bot`` in the text is marked as a mention, as Telegram does;
+        ``reply_to_bot`` makes the message a reply to one of the bot's messages.
+        """
         message_id = next(self._message_ids)
         chat = {"id": chat_id, "type": chat_type}
         chat.update({"first_name": first_name} if chat_type == "private" else {"title": "Central Perk"})
+        if user_id is None:
+            user_id = chat_id if chat_type == "private" else self._user_ids.setdefault(first_name, 7 + len(self._user_ids))
         message = {"message_id": message_id, "date": int(time.time()), "chat": chat,
-                   "from": {"id": chat_id if chat_type == "private" else 7, "is_bot": False, "first_name": first_name},
-                   **extra}
+                   "from": {"id": user_id, "is_bot": False, "first_name": first_name}, **extra}
         if text is not None:
             message["text"] = text
+            entities = [{"type": "mention", "offset": _utf16(text[:m.start()]), "length": _utf16(m.group())}
+                        for m in re.finditer("@" + BOT_USER["username"], text)]
             if text.startswith("/"):
-                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+                entities.append({"type": "bot_command", "offset": 0, "length": _utf16(text.split()[0])})
+            if entities:
+                message["entities"] = sorted(entities, key=lambda e: e["offset"])
+        if reply_to_bot:
+            message["reply_to_message"] = {"message_id": next(self._sent_ids), "date": int(time.time()),
+                                           "chat": chat, "from": BOT_USER, "text": "How you doin'?"}
         with self.lock:
-            update = {"update_id": next(self._update_ids), "message": message}
+            update = {"update_id": next(self._update_ids), kind: message}
             self.updates.append(update)
         return update
+
+    def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
+        """The group becomes a supergroup: sending to its old id fails with migrate_to_chat_id."""
+        with self.lock:
+            self.migrated[old_chat_id] = new_chat_id
 
     def fail_next(self, method: str, body: dict = TOO_MANY, times: int = 1) -> None:
         with self.lock:
@@ -118,6 +143,11 @@ class FakeTelegram:
         result = handler(params)
         if asyncio.iscoroutine(result):
             result = await result
+        if isinstance(result, JSONResponse):  # the method itself refused
+            with self.lock:
+                index = next(i for i in range(len(self.calls) - 1, -1, -1) if self.calls[i][1] is params)
+                self.calls[index] = (method, params, False)
+            return result
         return JSONResponse({"ok": True, "result": result})
 
     def _api_getMe(self, params: dict) -> dict:
@@ -135,8 +165,12 @@ class FakeTelegram:
     def _api_sendMessageDraft(self, params: dict) -> bool:
         return True
 
-    def _api_sendMessage(self, params: dict) -> dict:
+    def _api_sendMessage(self, params: dict) -> dict | JSONResponse:
         chat_id = int(params["chat_id"])
+        if chat_id in self.migrated:
+            return JSONResponse({"ok": False, "error_code": 400,
+                                 "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                                 "parameters": {"migrate_to_chat_id": self.migrated[chat_id]}}, status_code=400)
         return {"message_id": next(self._sent_ids), "date": int(time.time()), "from": BOT_USER,
                 "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "text": params["text"]}
 
@@ -152,6 +186,11 @@ class FakeTelegram:
             if ready or time.monotonic() >= deadline:
                 return ready
             await asyncio.sleep(0.02)
+
+
+def _utf16(text: str) -> int:
+    """Telegram's entity offsets and lengths count UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 async def _params(request: Request) -> dict:

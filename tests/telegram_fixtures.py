@@ -6,10 +6,12 @@ The fixtures here are imported by name into each test module, where pytest finds
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
-from backend.client import WebSocketTransport
+from client import WebSocketTransport
+from frontends.telegram import texts
 from frontends.telegram.bot import TelegramAdapter
 from frontends.telegram.config import TelegramConfig
 from frontends.telegram.plugin import TelegramFrontend
@@ -75,3 +77,21 @@ async def bot(mode, server, fake, tmp_path):
 
 def user_texts(session) -> list[str]:
     return [h["text"] for h in session.history if h["role"] == "user"]
+
+
+def joey_texts(session) -> list[str]:
+    """Joey's answers in the session, as the bot sends them."""
+    return [h["text"].strip() or texts.EMPTY_REPLY for h in session.history if h["role"] == "joey"]
+
+
+def all_handled(fake: FakeTelegram, config: TelegramConfig) -> bool:
+    """Every update queued so far was taken by the adapter (confirmed to the fake by a later
+    offset, which happens only once it is in the inbox) and handled (gone from the inbox)."""
+    with fake.lock:
+        if fake.updates:
+            return False
+    db = sqlite3.connect(config.state_path)
+    try:
+        return not db.execute("SELECT 1 FROM inbox LIMIT 1").fetchall()
+    finally:
+        db.close()

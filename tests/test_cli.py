@@ -1,13 +1,42 @@
-"""The joey command: refusing to start half-working, and config from flags and environment."""
+"""The joey command: sub-commands from the registry, refusing to start half-working, and config from flags and environment."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 
+import pytest
+
 from backend.config import Config
 from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("command", ["serve", "chat", "telegram", "train", "eval"])
+def test_every_sub_command_comes_from_the_registry_with_its_help(command):
+    # A fresh process, so the installed entry points (joey_chat.commands) are what is read.
+    result = subprocess.run([sys.executable, "-m", "backend.cli", command, "--help"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: joey {command} ") and "skipping" not in result.stderr
+
+
+def test_top_level_help_lists_each_command_with_its_summary():
+    result = subprocess.run([sys.executable, "-m", "backend.cli", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "run the chat server" in result.stdout and "chat with Joey in the terminal" in result.stdout
+
+
+def test_a_bad_boolean_flag_is_refused_by_name():
+    from training.cli import add_arguments
+
+    parser = argparse.ArgumentParser(prog="joey train", exit_on_error=False)
+    add_arguments(parser)
+    assert parser.parse_args(["--data", "d", "--include-more", "off"]).include_more is False
+    with pytest.raises(argparse.ArgumentError, match="expected true or false, got 'maybe'"):
+        parser.parse_args(["--data", "d", "--include-more", "maybe"])
 
 
 def test_serve_without_a_model_exits_with_instructions(tmp_path):
@@ -28,6 +57,4 @@ def test_config_precedence_flag_then_env_then_default():
 
 
 def test_every_config_field_has_help():
-    import dataclasses
-
     assert all(f.metadata.get("help") for f in dataclasses.fields(Config))

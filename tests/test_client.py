@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from backend.client import ClientError, JoeyClient, LocalTransport, WebSocketTransport
+from backend.local_transport import LocalTransport
+from client import ClientError, JoeyClient, WebSocketTransport
 
 
 async def test_ask_streams_and_returns_end(server):

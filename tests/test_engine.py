@@ -63,3 +63,136 @@ async def test_prompt_too_long_for_context_is_trimmed_not_fatal(generator):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFound, match="no model at"):
         JoeyGenerator.load(str(tmp_path / "nothing"), None)
+
+
+# --- equality with HF generate, sentence ends, metrics, readiness ------------------------------
+
+def hf_greedy_text(hf, tokenizer, prompt: list[int], params: GenerationParams, stop_ids: set[int]) -> str:
+    """What HF ``generate`` says greedily for ``prompt`` alone, decoded as the engine decodes."""
+    import torch
+
+    with torch.no_grad():
+        out = hf.generate(torch.tensor([prompt]), max_new_tokens=params.max_new_tokens, do_sample=False,
+                          min_new_tokens=params.min_new_tokens, eos_token_id=sorted(stop_ids), pad_token_id=0)
+    ids = [t for t in out[0, len(prompt):].tolist() if t not in stop_ids]
+    return tokenizer.decode(ids, skip_special_tokens=True).lstrip()
+
+
+@pytest.fixture(scope="module")
+def gqa_model(tmp_path_factory):
+    from bench.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-gqa"), shape="chatml")
+
+
+@pytest.mark.parametrize("which", ["tiny_model", "gqa_model"])
+async def test_greedy_replies_equal_hf_generate_even_when_requests_join_at_different_steps(which, request):
+    from model.prompt import stop_token_ids
+    from tests.test_lean import load_hf
+
+    dirs = request.getfixturevalue(which)
+    # fp32 so equality is exact; a 4-token prefill chunk so later prompts go in while others decode.
+    gen = JoeyGenerator.load(str(dirs[0]), str(dirs[1]), max_batch=4, dtype="fp32", prefill_chunk=4,
+                             sentence_holdback=0)
+    gen.start()
+    try:
+        hf, stops = load_hf(dirs), stop_token_ids(gen.tokenizer)
+        prompts = [[Turn("Monica", "Hi")], [Turn("Ross", "Dinosaurs! " * 6)], [Turn("Phoebe", "Smelly cat")],
+                   [Turn("Rachel", "Café au lait? 🍕")], [Turn("Chandler", "Could this BE any longer?")]]
+        params = [GenerationParams(max_new_tokens=24, min_new_tokens=n, temperature=0, repetition_penalty=1.0)
+                  for n in (24, 12, 1, 24, 5)]
+        expected = [hf_greedy_text(hf, gen.tokenizer, gen.prompt_ids(p, q), q, stops) for p, q in zip(prompts, params)]
+        # Each request joins after the one before has streamed a few chunks; the fifth waits for
+        # a free slot (max_batch 4).
+        replies, tasks = [], []
+        for turns, p in zip(prompts, params):
+            if replies:
+                seen = len(replies[-1][1])
+                assert await wait_until(lambda: len(replies[-1][1]) >= seen + 3 or replies[-1][0].finish_reason, 20)
+            reply, chunks = gen.stream(turns, p), []
+            replies.append((reply, chunks))
+            tasks.append(asyncio.create_task(_drain(reply, chunks)))
+        await asyncio.gather(*tasks)
+        assert ["".join(chunks) for _, chunks in replies] == expected
+    finally:
+        gen.stop()
+
+
+async def _drain(reply, chunks: list) -> None:
+    async for chunk in reply:
+        chunks.append(chunk)
+
+
+async def test_a_reply_cut_by_the_limit_ends_at_its_last_sentence_end(tiny_model):
+    from model.detokenize import last_sentence_end
+
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, dtype="fp32")
+    gen.start()
+    try:
+        cut = 0
+        for limit in (12, 16, 20, 24, 28):
+            turns = [Turn("Monica", "There's nothing to tell!")]
+            # Greedy with a penalty: this tiny model then writes sentences with ends inside them.
+            params = GenerationParams(max_new_tokens=limit, min_new_tokens=limit, temperature=0, repetition_penalty=1.3)
+            gen.engine.sentence_holdback = 0
+            full = await collect(gen.stream(turns, params))
+            gen.engine.sentence_holdback = 16
+            reply = gen.stream(turns, params)
+            text = await collect(reply)
+            assert reply.finish_reason.value == "length" and reply.tokens == limit
+            end = last_sentence_end(full)
+            assert text == (full[:end] if end else full)
+            cut += bool(end) and end < len(full)
+        assert cut, "no limit fell mid-sentence: the test did not exercise the cut"
+    finally:
+        gen.stop()
+
+
+async def test_stats_count_tokens_first_tokens_and_steps(generator):
+    replies = [generator.stream([Turn("Ross", f"Hi {i}")], GenerationParams(max_new_tokens=6, seed=i)) for i in range(3)]
+    for reply in replies:
+        await collect(reply)
+    stats = generator.stats()
+    assert stats.tokens_generated == sum(r.tokens for r in replies)
+    assert stats.ttft_seconds.count == 3 and stats.ttft_seconds.cumulative()[-1][1] == 3
+    assert stats.step_seconds.count >= max(r.tokens for r in replies) - 1
+    assert sum(stats.requests_finished.values()) == 3
+    assert (stats.queue_depth, stats.active_batch) == (0, 0)
+
+
+async def test_not_ready_until_warm_up_ends_and_requests_wait_for_it(tiny_model):
+    import threading
+
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2)
+    release = threading.Event()
+    gen.engine._warmup = release.wait  # stands in for compiling, which takes long
+    gen.start()
+    try:
+        reply = gen.stream([Turn("Joey", "Hey")], GREEDY)
+        assert not gen.ready and gen.stats().queue_depth == 1
+        release.set()
+        assert await collect(reply) and gen.ready
+    finally:
+        release.set()
+        gen.stop()
+
+
+async def test_a_long_new_prompt_does_not_stall_a_running_stream(tiny_model):
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, prefill_chunk=8)
+    gen.start()
+    try:
+        order: list[str] = []
+        running = gen.stream([Turn("Chandler", "Go on")], GenerationParams(max_new_tokens=120, min_new_tokens=120,
+                                                                            temperature=0))
+        first = asyncio.create_task(_drain(running, order))
+        assert await wait_until(lambda: len(order) >= 2, 20)
+        order.append("<submitted>")
+        long = gen.stream([Turn("Monica", "word " * 150)], GenerationParams(max_new_tokens=1, temperature=0))
+        await collect(long)
+        order.append("<answered>")
+        between = order.index("<answered>") - order.index("<submitted>") - 1
+        assert between >= 5, f"the running stream got only {between} chunks during a ~150-token prefill"
+        await running.aclose()
+        await first
+    finally:
+        gen.stop()

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from backend.config import Config
-from backend.hub import Hub, IllegalTransition, SessionState
+from backend.hub import Hub, SessionState
+from backend.session import IllegalTransition, Reply, ReplyState
 from backend.protocol import ErrorCode, ProtocolError
 from backend.store import SessionStore
 from model.engine import FinishReason
@@ -48,11 +49,28 @@ class ScriptedGenerator:
         return reply
 
 
-def make_hub(delay: float = 0.0, **overrides) -> tuple[Hub, ScriptedGenerator]:
-    gen = ScriptedGenerator(delay)
-    hub = Hub(gen, dataclasses.replace(Config(state_path=""), **overrides))
-    hub.start()
-    return hub, gen
+class BrokenGenerator(ScriptedGenerator):
+    """Raises what a tokenizer raises on text it cannot encode."""
+
+    def stream(self, turns, params):
+        raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]")
+
+
+@pytest.fixture
+async def make_hub():
+    """Hubs on a scripted generator; each is stopped after the test."""
+    hubs = []
+
+    def make(delay: float = 0.0, generator=None, **overrides) -> tuple[Hub, ScriptedGenerator]:
+        gen = generator or ScriptedGenerator(delay)
+        hub = Hub(gen, dataclasses.replace(Config(state_path=""), **overrides))
+        hub.start()
+        hubs.append(hub)
+        return hub, gen
+
+    yield make
+    for hub in hubs:
+        await hub.stop()
 
 
 async def drain_until(queue: asyncio.Queue, kind: str) -> list[dict]:
@@ -64,12 +82,17 @@ async def drain_until(queue: asyncio.Queue, kind: str) -> list[dict]:
             return frames
 
 
-async def test_answer_flow_and_history():
-    hub, gen = make_hub()
-    session = hub.open("Ross")
+def attached(hub: Hub, name: str | None = None):
+    session = hub.open(name)
     out = asyncio.Queue()
     hub.attach(session, out)
-    assert (await out.get())["type"] == "session"
+    assert out.get_nowait()["type"] == "session"
+    return session, out
+
+
+async def test_answer_flow_and_history(make_hub):
+    hub, gen = make_hub()
+    session, out = attached(hub, "Ross")
     hub.send(session, "1", "hello there")
     frames = await drain_until(out, "reply_end")
     assert [f["type"] for f in frames] == ["reply_start", "chunk", "chunk", "reply_end"]
@@ -78,23 +101,47 @@ async def test_answer_flow_and_history():
     assert session.state is SessionState.IDLE
 
 
-async def test_busy_and_illegal_transition_message():
+async def test_busy_and_illegal_transition_message(make_hub):
     hub, _ = make_hub(delay=0.05)
     session = hub.open()
     hub.send(session, "1", "a b c")
     with pytest.raises(ProtocolError) as err:
         hub.send(session, "2", "again")
     assert err.value.code is ErrorCode.BUSY
-    with pytest.raises(IllegalTransition, match="expected IDLE, got ANSWERING"):
-        session.transition(SessionState.IDLE, SessionState.ANSWERING)
-    await session.task
+    reply = session.reply
+    await reply.task
+    assert reply.state is ReplyState.DONE
+    with pytest.raises(IllegalTransition, match="expected PENDING or STREAMING, got DONE"):
+        reply.move(frozenset({ReplyState.PENDING, ReplyState.STREAMING}), ReplyState.CANCELLED)
 
 
-async def test_cancel_closes_the_generator_stream():
+async def test_cancel_before_the_reply_task_runs_still_ends_the_reply(make_hub):
+    hub, _ = make_hub()
+    session, out = attached(hub)
+    hub.send(session, "a", "hello")
+    hub.cancel(session)  # the task has not had a single step yet
+    frames = await drain_until(out, "reply_end")
+    assert [f["type"] for f in frames] == ["reply_start", "reply_end"]
+    assert frames[-1]["finish_reason"] == "cancelled" and session.state is SessionState.IDLE
+    hub.send(session, "b", "again")
+    assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
+
+
+async def test_a_generator_that_raises_fails_the_reply_not_the_session(make_hub):
+    hub, _ = make_hub(generator=BrokenGenerator())
+    session, out = attached(hub)
+    hub.send(session, "a", "hi")
+    frames = await drain_until(out, "reply_end")
+    assert [f.get("code") for f in frames if f["type"] == "error"] == ["model_error"]
+    assert frames[-1]["finish_reason"] == "error" and session.state is SessionState.IDLE
+    hub.generator = ScriptedGenerator()
+    hub.send(session, "b", "hi again")
+    assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
+
+
+async def test_cancel_closes_the_generator_stream(make_hub):
     hub, gen = make_hub(delay=0.05)
-    session = hub.open()
-    out = asyncio.Queue()
-    hub.attach(session, out)
+    session, out = attached(hub)
     hub.send(session, "1", "one two three four five six")
     await drain_until(out, "chunk")
     hub.cancel(session)
@@ -102,56 +149,116 @@ async def test_cancel_closes_the_generator_stream():
     assert end["finish_reason"] == "cancelled" and gen.replies[-1].closed
 
 
-async def test_rate_limit_is_typed_and_recovers():
-    hub, _ = make_hub(rate_limit_messages=2, rate_limit_window_s=0.3)
+async def test_regenerate_replaces_joeys_last_answer(make_hub):
+    hub, gen = make_hub()
+    session, out = attached(hub)
+    with pytest.raises(ProtocolError) as err:
+        hub.regenerate(session)
+    assert err.value.code is ErrorCode.NOTHING_TO_REGENERATE
+    hub.send(session, "q", "pizza please")
+    await drain_until(out, "reply_end")
+    hub.regenerate(session, "q")
+    frames = await drain_until(out, "reply_end")
+    assert frames[0] == {**frames[0], "type": "reply_start", "message_id": "q", "regenerate": True}
+    assert [h["role"] for h in session.history] == ["user", "joey"]
+    assert [t.text for t in gen.calls[-1]] == ["pizza please"]  # Joey's old answer was not in the prompt
+    with pytest.raises(ProtocolError) as err:
+        hub.regenerate(session, "not-the-last")
+    assert err.value.code is ErrorCode.NOTHING_TO_REGENERATE
+
+
+async def test_speaker_name_per_turn(make_hub):
+    hub, gen = make_hub()
+    session, out = attached(hub, "Ross")
+    hub.send(session, "1", "hi", name="Rachel")
+    await drain_until(out, "reply_end")
+    hub.send(session, "2", "hey")
+    await drain_until(out, "reply_end")
+    assert [t.speaker for t in gen.calls[-1]] == ["Rachel", "Joey", "Ross"]
+
+
+async def test_rate_limit_is_typed(make_hub):
+    hub, _ = make_hub(rate_limit_messages=2, rate_limit_window_s=3600)
     session = hub.open()
     for i in range(2):
         hub.send(session, str(i), "hi")
-        await session.task
+        await session.reply.task
     with pytest.raises(ProtocolError) as err:
         hub.send(session, "x", "hi")
     assert err.value.code is ErrorCode.RATE_LIMITED and err.value.retry_after > 0
-    await asyncio.sleep(0.35)
+    session.sent_times.clear()  # the window has passed
     hub.send(session, "y", "hi")
-    await session.task
+    await session.reply.task
 
 
-async def test_history_is_bounded():
+async def test_server_busy_when_the_queue_is_long(make_hub):
+    hub, _ = make_hub(delay=0.05, max_batch=1, max_queued_replies=1)
+    first, second, third = hub.open(), hub.open(), hub.open()
+    hub.send(first, "a", "long " * 20)
+    hub.send(second, "a", "long " * 20)  # waits for the one slot
+    with pytest.raises(ProtocolError) as err:
+        hub.send(third, "a", "hi")
+    assert err.value.code is ErrorCode.SERVER_BUSY and err.value.retry_after >= 1
+    assert not third.history and not third.sent_times  # refused without side effects
+
+
+async def test_history_is_bounded(make_hub):
     hub, gen = make_hub(max_history_turns=4)
     session = hub.open()
     for i in range(5):
         hub.send(session, str(i), f"message {i}")
-        await session.task
+        await session.reply.task
     assert len(session.history) == 4 and session.history[0]["text"] == "message 3"
 
 
-async def test_idle_sessions_expire():
-    hub, _ = make_hub(session_idle_s=0.1)
-    session = hub.open()
-    await asyncio.sleep(0.3)
-    assert session.id not in hub.sessions and session.state is SessionState.CLOSED
+async def test_unused_sessions_expire_fast_and_used_ones_slowly(make_hub):
+    hub, _ = make_hub(fresh_session_idle_s=60, session_idle_s=3600)
+    fresh, used = hub.open(), hub.open()
+    hub.send(used, "1", "hi")
+    await used.reply.task
+    for session in (fresh, used):
+        session.last_active -= 120  # two minutes pass
+    assert hub.reap() == 1
+    assert fresh.id not in hub.sessions and fresh.state is SessionState.CLOSED and used.id in hub.sessions
     with pytest.raises(ProtocolError) as err:
-        hub.resume(session.id, session.token)
+        hub.resume(fresh.id, fresh.token)
     assert err.value.code is ErrorCode.RESUME_REFUSED
 
 
-async def test_orphaned_reply_is_aborted_after_grace():
+async def test_orphaned_reply_is_aborted_after_grace(make_hub):
     hub, gen = make_hub(delay=0.05, orphan_grace_s=0.05)
-    session = hub.open()
-    out = asyncio.Queue()
-    hub.attach(session, out)
+    session, out = attached(hub)
     hub.send(session, "1", " ".join(["word"] * 100))
     hub.detach(session, out)
-    await asyncio.wait_for(session.task, 5)
+    await asyncio.wait_for(session.reply.task, 5)
     assert session.answered["1"]["finish_reason"] == "cancelled" and gen.replies[-1].closed
 
 
-async def test_server_full_is_typed():
-    hub, _ = make_hub(max_sessions=1)
-    hub.open()
+async def test_server_full_and_per_client_bound_are_typed(make_hub):
+    hub, _ = make_hub(max_sessions=3, max_sessions_per_client=2)
+    hub.open(client="10.0.0.1")
+    hub.open(client="10.0.0.1")
+    with pytest.raises(ProtocolError) as err:
+        hub.open(client="10.0.0.1")
+    assert err.value.code is ErrorCode.TOO_MANY_SESSIONS and err.value.retry_after > 0
+    hub.open(client="10.0.0.2")
     with pytest.raises(ProtocolError) as err:
         hub.open()
     assert err.value.code is ErrorCode.SERVER_FULL
+
+
+async def test_stop_ends_replies_and_refuses_newcomers(make_hub):
+    hub, _ = make_hub(delay=0.05)
+    session, out = attached(hub)
+    hub.send(session, "1", "word " * 100)
+    await drain_until(out, "chunk")
+    await hub.stop()
+    frames = await drain_until(out, "error")
+    assert frames[-2]["type"] == "reply_end" and frames[-2]["finish_reason"] == "cancelled"
+    assert frames[-1]["code"] == "server_restarting"
+    with pytest.raises(ProtocolError) as err:
+        hub.open()
+    assert err.value.code is ErrorCode.SERVER_RESTARTING
 
 
 async def test_sessions_survive_a_restart(tmp_path):
@@ -159,11 +266,37 @@ async def test_sessions_survive_a_restart(tmp_path):
     hub = Hub(ScriptedGenerator(), config, SessionStore(config.state_path))
     hub.start()
     session = hub.open("Monica")
+    unused = hub.open("Phoebe")
     hub.send(session, "m", "clean the apartment")
-    await session.task
+    await session.reply.task
     await hub.stop()
     reborn = Hub(ScriptedGenerator(), config, SessionStore(config.state_path))
     reborn.start()
     again = reborn.resume(session.id, session.token)
     assert [h["text"] for h in again.history] == ["clean the apartment", "clean the apartment "]
     assert again.user_name == "Monica" and again.seq == session.seq and "m" in again.answered
+    assert unused.id not in reborn.sessions  # an abandoned open is not persisted
+    await reborn.stop()
+
+
+class BrokenStore:
+    """A store whose every write fails, as SQLite does on a full disk."""
+
+    def load(self, max_idle_s):
+        return []
+
+    def save(self, session):
+        raise OSError("database or disk is full")
+
+    def delete(self, session_id):
+        raise OSError("database or disk is full")
+
+
+async def test_a_failing_store_costs_durability_not_the_conversation(make_hub):
+    hub, _ = make_hub()
+    hub.store = BrokenStore()
+    session, out = attached(hub)
+    hub.send(session, "1", "hello")
+    assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
+    await hub.reset(session)
+    assert (await drain_until(out, "reset"))[-1]["type"] == "reset" and session.state is SessionState.IDLE

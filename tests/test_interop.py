@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.spec import load_spec
+from tests.spec import load_spec
 from tests.conftest import ROOT
 
 PROTOCOL_MD = ROOT / "docs" / "protocol.md"

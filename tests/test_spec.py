@@ -13,9 +13,10 @@ from websockets.exceptions import ConnectionClosed
 
 from backend import protocol as p
 from backend import websocket as ws_route
-from backend.client import ClientError, JoeyClient, LocalTransport, WebSocketTransport
 from backend.config import Config
-from backend.spec import ASYNCAPI_SCHEMA_PATH, ProtocolSpec, ValidatingTransport, asyncapi_validator, load_document, load_spec
+from backend.local_transport import LocalTransport
+from client import ClientError, JoeyClient, WebSocketTransport
+from tests.spec import ASYNCAPI_SCHEMA_PATH, ProtocolSpec, ValidatingTransport, asyncapi_validator, load_document, load_spec
 from tests.conftest import ROOT, connect
 
 PROTOCOL_MD = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
@@ -67,7 +68,7 @@ def test_every_message_example_matches_its_payload(spec):
 
 # --- the spec and backend/protocol.py agree ---------------------------------------------------
 def test_frame_types_and_constants_match_protocol_py(spec):
-    assert set(spec.client_messages) == {"open", "resume", "message", "cancel", "reset", "ping"}
+    assert set(spec.client_messages) == {"open", "resume", "message", "regenerate", "cancel", "reset", "ping"}
     assert set(spec.server_messages) == {"session", "reply_start", "chunk", "reply_end", "reset", "pong", "error"}
     for kind in spec.client_messages:  # each is a frame the parser knows
         try:

@@ -23,9 +23,9 @@ from frontends.telegram.config import TelegramConfigError
 from frontends.telegram.plugin import TelegramFrontend
 from frontends.telegram.split import tg_len
 from model.prompt import Turn
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 from tests.fake_telegram import BAD_GATEWAY
-from tests.telegram_fixtures import TOKEN, Bot, tg_config, user_texts
+from tests.telegram_fixtures import TOKEN, Bot, joey_texts, tg_config, user_texts
 from tests.telegram_fixtures import bot, fake, mode  # noqa: F401  (fixtures: pytest finds them by name here)
 
 # PTB's own RetryAfter warns that retry_after will become a timedelta; the adapter handles both.
@@ -46,7 +46,7 @@ async def test_two_chats_at_once_keep_their_own_history(bot, fake, server):
     assert user_texts(a) == ["Hi Joey", "Pizza?"] and user_texts(b) == ["Yo", "Sup"]
     assert [h["role"] for h in a.history] == ["user", "joey", "user", "joey"]
     # The replies sent are Joey's answers, in order, each to its own message.
-    assert fake.texts(alice) == [h["text"].strip() or texts.EMPTY_REPLY for h in a.history if h["role"] == "joey"]
+    assert fake.texts(alice) == joey_texts(a)
     assert all(h["message_id"].startswith(f"tg-{alice}-") for h in a.history)
     # What the model is asked for Alice holds Alice's conversation only.
     gen = server.app.state.generator
@@ -82,8 +82,11 @@ async def test_flood_wait_and_bad_gateway_deliver_exactly_once(bot, fake):
     fake.fail_next("sendMessage", BAD_GATEWAY)  # a network-level failure: backoff and retry
     fake.user_message(chat, "Again?", "Ross")
     await fake.wait_texts(chat, 2)
-    await asyncio.sleep(0.5)
-    assert len(fake.texts(chat)) == 2 and len(fake.sent(chat, failed=True)) == 4  # two refused calls, two replies
+    # Replies in a chat go out in order, so a late duplicate of the second would come before the third.
+    fake.user_message(chat, "Still there?", "Ross")
+    sent = await fake.wait_texts(chat, 3)
+    assert sent == joey_texts(bot.session(chat))  # each answer once, in order
+    assert len(fake.sent(chat, failed=True)) == 5  # two refused calls, three replies
 
 
 async def test_restart_resumes_the_chat_and_never_answers_twice(mode, server, fake, tmp_path):
@@ -117,10 +120,13 @@ async def test_restart_resumes_the_chat_and_never_answers_twice(mode, server, fa
     with db:
         db.execute("INSERT INTO inbox VALUES (?, ?, 0)", (update["update_id"], json.dumps(update)))
     db.close()
+    before = fake.texts(chat)
     fourth = await Bot(mode, server, config).start()
     assert await wait_until(lambda: not sqlite3.connect(config.state_path).execute("SELECT * FROM inbox").fetchall())
-    await asyncio.sleep(0.3)
-    assert len(fake.texts(chat)) == 3
+    fake.user_message(chat, "Bye!", "Monica")  # answered after the replay: a duplicate would come first
+    sent = await fake.wait_texts(chat, 4)
+    assert len(before) == 3 and sent[:3] == before
+    assert sent[3] == joey_texts(fourth.session(chat))[-1]
     await fourth.stop()
 
 
@@ -147,9 +153,9 @@ async def test_long_reply_with_live_drafts(make_server, fake, tmp_path):
     running = await Bot("out-of-process", server, tg_config(fake, tmp_path, drafts=True)).start()
     running.adapter.sender.limit = 120  # the tiny model's 150 tokens are far under 4,096 characters
     update = fake.user_message(606, "Tell me a long story", "Phoebe")
-    await wait_until(lambda: running.adapter.clients.get(606) and len(running.session(606).history) == 2, 60)
+    assert await wait_until(lambda: running.adapter.clients.get(606) and len(running.session(606).history) == 2, 60)
     reply = running.session(606).history[1]["text"]
-    await wait_until(lambda: " ".join(fake.texts(606)) == reply.strip(), 10)
+    assert await wait_until(lambda: " ".join(fake.texts(606)) == reply.strip(), 10)
     parts = fake.texts(606)
     assert len(parts) >= 2 and all(tg_len(p) <= 120 for p in parts) and " ".join(parts) == reply.strip()
     drafts = fake.sent(606, "sendMessageDraft")
@@ -200,16 +206,34 @@ async def test_joey_telegram_serves_until_stopped(server, fake, tmp_path):
     assert await asyncio.wait_for(task, 30) == 0
 
 
-def test_cli_missing_and_invalid_token(monkeypatch, capsys, fake, tmp_path):
+@pytest.mark.parametrize("way", ["joey serve --telegram", "joey telegram"])
+def test_start_up_errors_are_one_clean_line(way, monkeypatch, capsys, fake, tiny_model, tmp_path):
     from backend.cli import main
 
+    def joey() -> tuple[int, str]:
+        if way == "joey telegram":
+            code = main(["telegram", "--server", "ws://127.0.0.1:9/ws"])
+        else:  # stops before the server would start; it never does here
+            code = main(["serve", "--telegram", "--base-model", str(tiny_model[0]), "--adapter", str(tiny_model[1]),
+                         "--port", str(free_port())])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return code, err.strip().splitlines()[-1]
+
+    monkeypatch.setenv("JOEY_TELEGRAM_STATE", str(tmp_path / "t.db"))
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
-    assert main(["telegram", "--server", "ws://127.0.0.1:9/ws"]) == 2
-    assert "TELEGRAM_BOT_TOKEN is not set" in capsys.readouterr().err
+    code, line = joey()
+    assert code == 2 and "TELEGRAM_BOT_TOKEN" in line
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "999:wrong-token")
-    assert main(["telegram", "--base-url", fake.base_url, "--state", str(tmp_path / "t.db")]) == 2
-    err = capsys.readouterr().err
-    assert "refused the bot token" in err and "wrong-token" not in err
+    monkeypatch.setenv("JOEY_TELEGRAM_BASE_URL", fake.base_url)
+    code, line = joey()
+    assert code == 2 and "refused the bot token" in line and "wrong-token" not in line
+    monkeypatch.setenv("JOEY_TELEGRAM_BASE_URL", f"http://127.0.0.1:{free_port()}/bot")  # nothing listens there
+    monkeypatch.setenv("JOEY_TELEGRAM_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("JOEY_TELEGRAM_RETRY_BASE", "0.05")
+    code, line = joey()
+    assert code == 2 and "cannot reach the Telegram Bot API" in line
+    # The check that caught these lets a good token through.
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("JOEY_TELEGRAM_BASE_URL", fake.base_url)
     assert TelegramFrontend.preflight(argparse.Namespace()) is None
-    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
-    assert "TELEGRAM_BOT_TOKEN" in TelegramFrontend.preflight(argparse.Namespace())

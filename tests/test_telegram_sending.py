@@ -42,6 +42,24 @@ def test_split_counts_utf16_units():
     assert [tg_len(p) for p in pieces] == [4096, 1904] and "".join(pieces) == "🍕" * 3000
 
 
+@pytest.mark.parametrize("cluster", ["\U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466",  # family (ZWJ)
+                                     "\U0001F1EE\U0001F1F9",  # a flag: two regional indicators
+                                     "\U0001F44D\U0001F3FD",  # a thumbs-up with a skin tone
+                                     "e\u0301"])  # e + a combining acute accent
+def test_a_hard_cut_never_tears_a_grapheme_cluster(cluster):
+    text = cluster * 3000  # no whitespace anywhere: only hard cuts
+    pieces = split_message(text)
+    assert "".join(pieces) == text and len(pieces) >= 2
+    assert all(tg_len(p) <= TELEGRAM_LIMIT and p == cluster * (len(p) // len(cluster)) for p in pieces)
+    assert split_message("x" * 4095 + cluster) == ["x" * 4095, cluster]  # the cluster moves whole
+
+
+def test_a_cluster_longer_than_a_message_is_still_cut():
+    text = "e" + "\u0301" * 5000  # one grapheme cluster of 5,001 code points
+    pieces = split_message(text)
+    assert "".join(pieces) == text and all(tg_len(p) <= TELEGRAM_LIMIT for p in pieces)
+
+
 async def test_sender_splits_a_long_reply_and_never_resends(fake, tmp_path):
     from telegram import Bot as PTBBot
 

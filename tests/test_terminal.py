@@ -118,7 +118,7 @@ def test_chat_streams_reply_resets_and_quits(make_server, chats, tmp_path):
     assert session.user_name == "Monica"
 
     chat.say("How you doin'?")
-    assert wait_for(lambda: len(session.history) == 2 and not session.in_flight)
+    assert wait_for(lambda: len(session.history) == 2 and not session.answering)
     reply = session.history[-1]["text"]
     chat.expect("Joey: " + re.escape(reply.lstrip()) + r"\n")  # exactly what the server generated
 
@@ -155,7 +155,7 @@ def test_ctrl_c_cancels_the_reply_and_twice_exits(make_server, chats, tmp_path):
         chat.interrupt()
         rc = chat.wait()
     assert rc == 130
-    assert wait_for(lambda: not session.in_flight)  # the server ended that reply too
+    assert wait_for(lambda: not session.answering)  # the server ended that reply too
 
 
 def test_ctrl_c_while_idle_exits(make_server, chats, tmp_path):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+
+from safetensors import safe_open
 
 from model.generator import JoeyGenerator
 from model.prompt import Turn
@@ -12,26 +15,38 @@ from training.train import run
 from training.train_config import TrainConfig
 from tests.synthetic_data import write_dataset
 
+# Long enough that a changed token shows; forced, so an early end of turn cannot hide a difference.
+EIGHT_TOKENS = dataclasses.replace(GREEDY, min_new_tokens=8, max_new_tokens=8)
 
-def test_pipeline_writes_loadable_fp16_weights(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the loss plot goes to docs/loss.png relative to the project
-    data = write_dataset(tmp_path / "data")
-    cfg = TrainConfig(data=data, out=tmp_path / "weights", work=tmp_path / "work", vocab_size=300, hidden=32,
-                      layers=1, heads=2, mlp=64, context=128, seq_len=32, batch=4, pretrain_steps=4,
-                      lora_steps=3, eval_every=2, warmup=1, lora_context_tokens=64)
-    run(cfg)
-    base, lora = tmp_path / "weights" / "base", tmp_path / "weights" / "joey-lora"
-    assert json.loads((base / "config.json").read_text())["dtype"] == "float16"
-    assert (lora / "adapter_model.safetensors").exists() and (tmp_path / "docs" / "loss.png").exists()
-    history = json.loads((tmp_path / "work" / "history.json").read_text())
-    assert {row[0] for row in history} == {"pretrain", "lora"}
 
-    async def reply() -> str:
-        gen = JoeyGenerator.load(str(base), str(lora), max_batch=2)
+def reply(base: str, adapter: str | None) -> str:
+    async def ask() -> str:
+        gen = JoeyGenerator.load(base, adapter, max_batch=2)
         gen.start()
         try:
-            return "".join([c async for c in gen.stream([Turn("Ross", "Hi")], GREEDY)])
+            return "".join([c async for c in gen.stream([Turn("Ross", "Hi")], EIGHT_TOKENS)])
         finally:
             gen.stop()
 
-    assert isinstance(asyncio.run(reply()), str)
+    return asyncio.run(ask())
+
+
+def test_mini_pipeline_writes_fp16_weights_that_serve_and_the_adapter_changes_the_reply(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    # batch 64 > the 44 training pairs: a short epoch must still train (it once divided by zero).
+    cfg = TrainConfig(data=data, base="mini", out=tmp_path / "weights", work=tmp_path / "work", vocab_size=300,
+                      hidden=32, layers=1, heads=2, mlp=64, context=128, seq_len=32, batch=64, pretrain_steps=4,
+                      warmup=1, lora_steps=8, lora_lr=5e-2, lora_warmup=1, eval_every=2, lora_context_tokens=64)
+    run(cfg)
+    base, lora = tmp_path / "weights" / "mini" / "base", tmp_path / "weights" / "mini" / "joey-lora"
+    assert json.loads((base / "config.json").read_text())["dtype"] == "float16"
+    with safe_open(str(lora / "adapter_model.safetensors"), "pt") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    assert tensors and all(str(t.dtype) == "torch.float16" for t in tensors.values())
+    assert any(t.abs().sum() > 0 for name, t in tensors.items() if "lora_B" in name)  # LoRA B starts at zero
+    history = json.loads((tmp_path / "work" / "history.json").read_text())
+    assert {row[0] for row in history} == {"pretrain", "lora"}
+    assert {row[2] for row in history if row[0] == "lora"} == {"train", "val"}
+
+    with_adapter, without = reply(str(base), str(lora)), reply(str(base), None)
+    assert with_adapter != without  # the serving path applied the adapter

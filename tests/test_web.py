@@ -15,8 +15,9 @@ import pytest
 from playwright.async_api import expect
 
 from backend.app import CSP
-from tests.web_fixtures import CHROMIUM, T, WEB_ROOT, Page, history, paced
-from tests.web_fixtures import browser, page  # noqa: F401  (fixtures: pytest finds them by name here)
+from tests.conftest import connect
+from tests.web_fixtures import CHROMIUM, T, WEB_ROOT, Page, history
+from tests.web_fixtures import browser, make_paced_server, page  # noqa: F401  (fixtures: pytest finds them by name here)
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
@@ -28,12 +29,12 @@ async def test_reply_streams_and_final_text_equals_server_text(server, page):
     await page.open(server)
     assert await page.page.get_attribute("#messages", "role") == "log"
     assert await page.page.get_attribute("#messages", "aria-live") == "polite"
-    # Record whether "Joey is typing" ever shows: the tiny model may answer before a poll sees it.
+    # Record whether Joey's typing bubble ever shows: the tiny model may answer before a poll sees it.
     await page.page.evaluate("""() => {
-        const typing = document.getElementById('typing');
         window.__typingSeen = false;
-        new MutationObserver(() => { if (!typing.hidden) window.__typingSeen = true; })
-            .observe(typing, { attributes: true });
+        new MutationObserver(() => {
+            if (document.querySelector('.msg--joey[data-state=streaming]')) window.__typingSeen = true;
+        }).observe(document.getElementById('messages'), { subtree: true, childList: true, attributes: true });
     }""")
     await page.say("How you doin'?")
     message_id = await page.last_user_id()
@@ -44,7 +45,7 @@ async def test_reply_streams_and_final_text_equals_server_text(server, page):
     assert len(chunks) > 1 and "".join(c["text"] for c in chunks) == end["text"]  # it really streamed
     assert await page.joey_texts() == [end["text"]]
     assert await page.page.evaluate("window.__typingSeen") is True
-    assert await page.page.is_hidden("#typing")
+    assert await page.page.get_attribute("#messages", "aria-busy") == "false"
     assert history(server, await page.session_id())[-1] == {"role": "joey", "text": end["text"],
                                                            "message_id": message_id}
     # Shift+Enter is a new line, not a send.
@@ -55,54 +56,76 @@ async def test_reply_streams_and_final_text_equals_server_text(server, page):
     assert await page.page.locator("#messages .msg--user").count() == 1
 
 
-async def test_stop_cancels_the_reply(make_server, page):
-    server = paced(make_server(min_new_tokens=200, max_new_tokens=200))
+@pytest.mark.parametrize("how", ["button", "escape"])
+async def test_stop_cancels_the_reply(make_paced_server, page, how):
+    server = make_paced_server(min_new_tokens=200, max_new_tokens=200)
     await page.open(server)
     await page.say("Tell me a long story")
     message_id = await page.last_user_id()
-    await page.page.wait_for_selector("#typing", state="visible", timeout=T)
     await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
-    await page.page.click("#stop")
+    # One typing signal: Joey's bubble with its caret. No "typing…" line elsewhere on the page.
+    assert await page.page.locator("#typing").count() == 0
+    assert "typing" not in (await page.page.text_content("#status")).lower()
+    assert await page.page.locator(".msg--joey[data-state=streaming]").count() == 1
+    if how == "button":
+        await page.page.click("#stop")
+    else:
+        await page.page.locator("#messages").focus()  # Escape works wherever the focus is
+        await page.page.keyboard.press("Escape")
     end = await page.reply_end(message_id)
     assert end["finish_reason"] == "cancelled" and end["tokens"] < 200
     assert {"type": "cancel"} in page.sent
     await page.page.wait_for_selector(".msg--joey[data-finish=cancelled][data-state=done]", timeout=T)
     assert await page.joey_texts() == [end["text"]]
-    assert await page.page.is_hidden("#typing") and await page.page.is_hidden("#stop")
+    assert await page.page.is_hidden("#stop")
     await page.page.fill("#input", "Next one")
     assert await page.page.is_enabled("#send")
 
 
-async def test_messages_typed_while_joey_answers_wait_their_turn(make_server, page):
-    server = paced(make_server(min_new_tokens=40, max_new_tokens=40))
+ROWS = "rows => rows.map(r => [r.dataset.role, r.dataset.messageId])"
+
+
+async def test_each_answer_sits_under_its_question_live_and_after_reload(make_paced_server, page):
+    server = make_paced_server(min_new_tokens=30, max_new_tokens=30)
     await page.open(server)
     await page.say("First")
-    await page.page.wait_for_selector("#typing", state="visible", timeout=T)
-    await page.say("Second")  # Joey is still answering: it is queued, not refused with busy
+    await page.page.wait_for_selector(".msg--joey[data-state=streaming]", timeout=T)
+    await page.say("Second")  # Joey is still answering: these wait their turn, not refused with busy
+    await page.say("Third")
     ids = await page.page.eval_on_selector_all("#messages .msg--user", "rows => rows.map(r => r.dataset.messageId)")
-    assert len(ids) == 2
+    assert len(ids) == 3
+    # While the first answer streams, it sits between its question and the two waiting ones.
+    live = await page.page.eval_on_selector_all("#messages .msg", ROWS)
+    assert live == [["user", ids[0]], ["joey", ids[0]], ["user", ids[1]], ["user", ids[2]]]
     for message_id in ids:
         await page.reply_end(message_id)
-    await page.page.locator("#messages .msg--joey[data-state=done]").nth(1).wait_for(timeout=T)
+    await page.page.locator("#messages .msg--joey[data-state=done]").nth(2).wait_for(timeout=T)
     assert not [f for f in page.received if f["type"] == "error"]
-    sent = [f["id"] for f in page.sent if f["type"] == "message"]
-    assert sent == ids
-    joey = [h["text"] for h in history(server, await page.session_id()) if h["role"] == "joey"]
-    assert await page.joey_texts() == joey and len(joey) == 2
+    assert [f["id"] for f in page.sent if f["type"] == "message"] == ids
+    turns = history(server, await page.session_id())
+    expected = [[h["role"], h["message_id"]] for h in turns]
+    assert expected == [[role, i] for i in ids for role in ("user", "joey")]
+    assert await page.page.eval_on_selector_all("#messages .msg", ROWS) == expected
+    assert await page.joey_texts() == [h["text"] for h in turns if h["role"] == "joey"]
+
+    await page.page.reload()
+    await page.online()
+    await expect(page.page.locator("#messages .msg")).to_have_count(6, timeout=T)
+    assert await page.page.eval_on_selector_all("#messages .msg", ROWS) == expected
 
 
-async def test_new_chat_clears_view_and_server_history(server, page):
+async def test_starter_prompt_sends_from_the_empty_state(server, page):
     await page.open(server)
-    await page.say("Remember the duck")
-    await page.reply_end(await page.last_user_id())
-    session_id = await page.session_id()
-    assert history(server, session_id)
-    await page.page.click("#new-chat")
-    await page.frame(lambda f: f["type"] == "reset")
-    await expect(page.page.locator("#messages > *")).to_have_count(0, timeout=T)
-    assert await page.page.is_visible("#empty")
-    assert history(server, session_id) == []
-    assert {"type": "reset"} in page.sent
+    assert "small AI playing Joey" in await page.page.text_content("#empty")  # what this is, honestly
+    starter = page.page.locator("#starters button").first
+    text = (await starter.text_content()).strip()
+    await starter.click()
+    message_id = await page.last_user_id()
+    end = await page.reply_end(message_id)
+    assert [f["text"] for f in page.sent if f["type"] == "message"] == [text]
+    await page.page.wait_for_selector(".msg--joey[data-state=done]", timeout=T)
+    assert await page.joey_texts() == [end["text"]]
+    assert await page.page.is_hidden("#empty")
 
 
 async def test_markup_in_messages_renders_as_text(server, page):
@@ -119,7 +142,7 @@ async def test_markup_in_messages_renders_as_text(server, page):
 
 
 async def test_limits_and_errors_are_shown_in_the_page(make_server, page):
-    server = make_server(rate_limit_messages=1, max_message_chars=20)
+    server = make_server(rate_limit_messages=1, rate_limit_window_s=8, max_message_chars=20)
     await page.open(server)
     await expect(page.page.locator("#counter")).to_have_text("0 / 20", timeout=T)  # the server's limit
     await page.page.fill("#input", "x" * 21)
@@ -128,19 +151,54 @@ async def test_limits_and_errors_are_shown_in_the_page(make_server, page):
     assert await page.page.is_disabled("#send")
     await page.page.press("#input", "Enter")
     assert not [f for f in page.sent if f["type"] == "message"]
+    # The counter counts what a person sees: a family emoji (7 code points) is one character.
+    await page.page.fill("#input", "hi \U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466")
+    assert await page.page.text_content("#counter") == "4 / 20"
 
     await page.say("Hi Joey")
     await page.reply_end(await page.last_user_id())
     await page.say("Again!")  # over the rate limit of one message per window
+    again = await page.last_user_id()
     error = await page.frame(lambda f: f["type"] == "error")
     assert error["code"] == "rate_limited"
     notice = page.page.locator("#messages .notice--error")
     await notice.wait_for(timeout=T)
     assert "slow down" in (await notice.text_content()).lower()
-    queued = page.page.locator(".msg--user[data-state=queued]")  # resent by itself after retry_after
+    queued = page.page.locator(".msg--user[data-state=queued]")
     await queued.wait_for(timeout=T)
     assert "Waiting to send" in await queued.text_content()
     assert await page.page.is_enabled("#input")
+    # The notice counts down, then leaves the log, and the message goes out by itself (same id).
+    first = int(re.search(r"(\d+) s", await notice.text_content()).group(1))
+    await expect(notice).to_have_text(re.compile(rf"\b(?!{first}\b)\d+ s"), timeout=T)
+    await expect(notice).to_have_count(0, timeout=T)
+    await page.reply_end(again)
+    assert [f["id"] for f in page.sent if f["type"] == "message"].count(again) == 2
+
+
+async def test_server_busy_is_explained_and_the_message_goes_out_later(make_paced_server, page):
+    server = make_paced_server(max_batch=1, max_queued_replies=0, min_new_tokens=200, max_new_tokens=200)
+    async with connect(server.url) as other:  # someone else holds the only engine slot
+        await other.open()
+        await other.send(type="message", id="long", text="Tell me a long story")
+        await other.until("chunk")
+        await page.open(server)
+        await page.say("Anyone home?")
+        message_id = await page.last_user_id()
+        error = await page.frame(lambda f: f["type"] == "error")
+        assert error["code"] == "server_busy" and error["message_id"] == message_id
+        notice = page.page.locator("#messages .notice--warn")
+        await expect(notice).to_contain_text("a lot of people", timeout=T)
+        await expect(notice).to_have_text(re.compile(r"goes out in \d+ s"))
+        row = page.page.locator(f'.msg--user[data-message-id="{message_id}"]')
+        await expect(row).to_have_attribute("data-state", "queued")
+        await expect(row).to_contain_text("Waiting to send")
+        await other.send(type="cancel")  # the slot frees up
+        await other.until("reply_end")
+        await expect(notice).to_have_count(0, timeout=T)  # the countdown ends and leaves the log
+        end = await page.reply_end(message_id)  # resent by itself, same id
+        await expect(page.page.locator(".msg--joey[data-state=done] .msg__text")).to_have_text(end["text"].strip(),
+                                                                                             timeout=T)
 
 
 async def test_phone_width_has_no_horizontal_scroll(server, browser):

@@ -5,12 +5,15 @@ Real headless Chromium against a real server and the tiny model, as in test_web.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
-from tests.web_fixtures import CHROMIUM, T, Page, history, paced
-from tests.web_fixtures import browser, page  # noqa: F401  (fixtures: pytest finds them by name here)
+from tests.conftest import RunningServer
+from tests.web_fixtures import CHROMIUM, T, Page, history
+from tests.web_fixtures import browser, make_paced_server, page  # noqa: F401  (fixtures: pytest finds them by name here)
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
@@ -39,8 +42,8 @@ async def test_reload_restores_the_conversation(server, page):
     assert await page.session_id() == session_id
 
 
-async def test_reload_mid_reply_replays_the_whole_reply(make_server, page):
-    server = paced(make_server(min_new_tokens=200, max_new_tokens=200))
+async def test_reload_mid_reply_replays_the_whole_reply(make_paced_server, page):
+    server = make_paced_server(min_new_tokens=200, max_new_tokens=200)
     await page.open(server)
     await page.say("Tell me a story")
     message_id = await page.last_user_id()
@@ -68,8 +71,8 @@ async def test_second_tab_takes_the_session_over(server, page):
     assert not other.console_errors()
 
 
-async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(make_server, page):
-    server = paced(make_server(min_new_tokens=200, max_new_tokens=200, orphan_grace_s=60))
+async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(make_paced_server, page):
+    server = make_paced_server(min_new_tokens=200, max_new_tokens=200, orphan_grace_s=60)
     await page.open(server)
     await page.say("Tell me about your acting career")
     message_id = await page.last_user_id()
@@ -100,3 +103,41 @@ async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(
     assert [h["message_id"] for h in joey] == [message_id, queued_id]
     assert await page.joey_texts() == [h["text"] for h in joey]
     assert await page.page.locator("#messages .msg--user").count() == 2
+
+
+async def test_server_restart_mid_reply_clears_typing_at_once_and_reconnects_quickly(make_paced_server, page, tmp_path):
+    server = make_paced_server(min_new_tokens=200, max_new_tokens=200, state_path=str(tmp_path / "sessions.db"))
+    await page.open(server)
+    await page.say("Tell me about your acting career")
+    message_id = await page.last_user_id()
+    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    assert await page.page.get_attribute("#messages", "aria-busy") == "true"
+    assert await page.page.is_visible("#stop")
+
+    await asyncio.to_thread(server.__exit__, None, None, None)  # the server goes down mid-reply
+    await page.page.wait_for_selector("html:not([data-connection=online])", timeout=T)
+    # The moment the page knows, nothing says Joey is still typing: no Stop, no busy log, no caret.
+    assert await page.page.is_hidden("#stop")
+    assert await page.page.get_attribute("#messages", "aria-busy") == "false"
+    caret = await page.page.eval_on_selector(
+        ".msg--joey .msg__text", "node => getComputedStyle(node, '::after').content")
+    assert caret in ("none", "normal")
+
+    # Retries stay quick while the server is away: no long backoff to sit through.
+    await expect(page.page.locator("#banner")).to_be_visible(timeout=T)
+    for _ in range(200):
+        if await page.page.evaluate("window.joeyChat.failedTries") >= 4:
+            break
+        await asyncio.sleep(0.05)
+    assert await page.page.evaluate("window.joeyChat.failedTries") >= 4
+    assert await page.page.evaluate("window.joeyChat.retryInMs") <= 1000
+
+    with RunningServer(server.config) as again:  # same port, same sessions file
+        await page.online()  # by itself: nobody clicked "Retry now"
+        await page.page.wait_for_selector("#banner", state="hidden", timeout=T)
+        assert await page.page.is_hidden("#stop")
+        session_id = await page.session_id()
+        turns = history(again, session_id)
+        assert [t["message_id"] for t in turns if t["role"] == "user"] == [message_id]
+        rows = await page.page.eval_on_selector_all("#messages .msg", "rows => rows.map(r => r.dataset.role)")
+        assert rows == [t["role"] for t in turns]

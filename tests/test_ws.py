@@ -164,7 +164,7 @@ async def test_client_gone_aborts_request_and_frees_slot(make_server):
         await c.send(type="message", id="bye", text="Talk forever")
         await c.until("chunk")
     session = server.hub.sessions[info["session_id"]]
-    assert await wait_until(lambda: engine.active == 0 and not session.in_flight)
+    assert await wait_until(lambda: engine.active == 0 and not session.answering)
     assert server.hub.sessions[info["session_id"]].answered["bye"]["finish_reason"] == "cancelled"
 
 
@@ -203,3 +203,66 @@ async def test_a_frame_flood_is_paced_not_dropped(make_server):
         assert elapsed >= 1.5  # 20 burst + 40 paced at 20/s: at least about 2 s
         end, _ = await c.ask("still answered", "after-flood")
         assert end["type"] == "reply_end"
+
+
+# --- protocol additions: regenerate, a speaker name per message, server_busy ------------------
+async def test_regenerate_replaces_joeys_answer_to_the_last_message(server):
+    async with connect(server.url) as c:
+        info = await c.open()
+        await c.send(type="regenerate")
+        assert (await c.recv())["code"] == "nothing_to_regenerate"
+        first, _ = await c.ask("Do you want pizza?", "p")
+        await c.send(type="regenerate", message_id="p")
+        end, before = await c.until("reply_end")
+        assert before[0]["type"] == "reply_start" and before[0]["regenerate"] is True
+        assert end["message_id"] == "p" and end["seq"] > first["seq"]
+        history = server.hub.sessions[info["session_id"]].history
+        assert [(h["role"], h["message_id"]) for h in history] == [("user", "p"), ("joey", "p")]
+        assert history[1]["text"] == end["text"]
+        await c.send(type="message", id="p", text="Do you want pizza?")  # a resend gets the new answer
+        again = await c.recv()
+        assert again["duplicate"] and again["seq"] == end["seq"]
+        await c.send(type="regenerate", message_id="other")
+        assert (await c.recv())["code"] == "nothing_to_regenerate"
+
+
+async def test_regenerate_while_answering_is_busy(make_server):
+    server = make_server(min_new_tokens=200, max_new_tokens=200)
+    async with connect(server.url) as c:
+        await c.open()
+        await c.send(type="message", id="one", text="first")
+        await c.until("chunk")
+        await c.send(type="regenerate")
+        end, seen = await c.until("reply_end")
+        assert [f["code"] for f in seen if f["type"] == "error"] == ["busy"]
+        assert end["message_id"] == "one"
+
+
+async def test_message_name_is_the_speaker_of_that_turn(server):
+    async with connect(server.url) as c:
+        info = await c.open(name="Ross")
+        await c.send(type="message", id="r", text="Where is my lipstick?", name="Rachel")
+        await c.until("reply_end")
+        await c.ask("Joey, sit down", "m")
+        history = server.hub.sessions[info["session_id"]].history
+        assert history[0]["name"] == "Rachel" and "name" not in history[2]
+        prompt = prompt_text(server, info["session_id"])
+        assert "Rachel: Where is my lipstick?" in prompt and "Ross: Joey, sit down" in prompt
+        await c.ws.send(json.dumps({"type": "message", "id": "x", "text": "hi", "name": "N" * 33}))
+        assert (await c.recv())["code"] == "invalid_field"
+
+
+async def test_server_busy_when_the_engine_queue_is_long(make_server):
+    server = make_server(min_new_tokens=200, max_new_tokens=200, max_batch=1, max_queued_replies=0)
+    async with connect(server.url) as a, connect(server.url) as b:
+        await a.open()
+        await b.open()
+        await a.send(type="message", id="long", text="Tell me everything")
+        await a.until("chunk")
+        await b.send(type="message", id="wait", text="Hi Joey")
+        busy = await b.recv()
+        assert busy["code"] == "server_busy" and busy["message_id"] == "wait" and busy["retry_after"] >= 1
+        await a.send(type="cancel")
+        await a.until("reply_end")
+        end, _ = await b.ask("Hi Joey", "wait")  # the same id, resent after the queue cleared
+        assert end["message_id"] == "wait"

@@ -7,13 +7,19 @@ module's namespace, and a root conftest would start Chromium for tests that neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import time
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
-from backend.spec import load_spec
+from tests.conftest import RunningServer, server_config
+from tests.server_thread import ServerThread
+
+from tests.spec import load_spec
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -138,17 +144,48 @@ class PacedReply:
 
 
 class PacedGenerator:
+    """The real generator with paced replies; everything else (lifecycle, readiness, stats) is the real one's."""
+
     def __init__(self, inner, delay: float):
         self.inner, self.delay = inner, delay
 
     def stream(self, turns, params):
         return PacedReply(self.inner.stream(turns, params), self.delay)
 
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
-def paced(server, delay: float = 0.03):
-    server.hub.generator = PacedGenerator(server.hub.generator, delay)
-    return server
+
+class PacedServer(RunningServer):
+    """A real server whose generator is paced from its creation: nothing is swapped while it runs."""
+
+    def __init__(self, config, delay: float):
+        from backend.app import create_app, load_generator
+
+        self.config = config
+        self.app = create_app(config, PacedGenerator(load_generator(config), delay))
+        ServerThread.__init__(self, self.app, config.port, ws_max_size=config.max_frame_bytes)
+
+
+@pytest.fixture
+def make_paced_server(tiny_model):
+    """Like make_server, with replies paced at ``delay`` seconds per chunk; all are stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        def make(delay: float = 0.03, **overrides):
+            return stack.enter_context(PacedServer(server_config(*tiny_model, **overrides), delay))
+        yield make
 
 
 def history(server, session_id: str) -> list[dict]:
     return list(server.hub.sessions[session_id].history)
+
+
+def contrast(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two CSS rgb()/rgba() colours (alpha ignored: callers check opacity)."""
+    def luminance(color: str) -> float:
+        r, g, b = (float(v) for v in re.findall(r"[\d.]+", color)[:3])
+        lin = [c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)

@@ -8,9 +8,11 @@ Flow of one update: a poll loop takes it from getUpdates, writes it to the inbox
 together with the new offset, gives it a per-chat ticket and puts it on the Application's
 update queue. The Application runs handlers concurrently; each handler waits for its chat's
 turn, asks Joey through that chat's :class:`JoeyClient` (message id ``tg-<chat>-<message>``,
-so the hub answers a replayed update from its store instead of generating again), sends the
-reply and only then removes the update from the inbox. Updates still in the inbox at start
-are replayed.
+so the hub answers a repeated ask from its store instead of generating again), sends the
+reply and only then removes the update from the inbox. When Telegram cannot be reached, the
+handler keeps its chat's turn and tries again with backoff until the reply is out, so later
+messages of that chat wait behind it and replies arrive in message order. Updates still in
+the inbox at start (the process stopped before their reply went out) are replayed.
 """
 
 from __future__ import annotations
@@ -18,26 +20,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from collections import OrderedDict
 from typing import Callable
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, MessageHandler, TypeHandler, filters
 
-from backend.client import ClientError, ConnectionLost, JoeyClient
+from client import ClientError, JoeyClient
 from frontends.telegram import texts
+from frontends.telegram.addressing import speaker, visible, words_for_joey
 from frontends.telegram.chat_store import ChatStore
-from frontends.telegram.config import TelegramConfig, TelegramConfigError
+from frontends.telegram.chats import JoeyChats
+from frontends.telegram.config import TelegramConfig
 from frontends.telegram.ordering import ChatOrder
-from frontends.telegram.redact import protect, scrub
-from frontends.telegram.sending import Drafts, Sender, retry_seconds, typing, with_retry
+from frontends.telegram.redact import protect
+from frontends.telegram.sending import (Drafts, Sender, backoff_s, reach_bot_api, retry_seconds, typing,
+                                        until_delivered, with_retry)
 
 log = logging.getLogger("joey.telegram")
 
-MAX_NAME_CHARS = 32  # the server's default max_name_chars
+# New messages only: channel posts and edits are not conversation turns, even if a Bot API
+# server delivers them despite ``allowed_updates``.
+NEW_MESSAGE = filters.UpdateType.MESSAGE
 
 
 class TelegramAdapter:
@@ -48,11 +53,16 @@ class TelegramAdapter:
         self.app: Application | None = None
         self.store: ChatStore | None = None
         self.sender: Sender | None = None
-        self.clients: OrderedDict[int, JoeyClient] = OrderedDict()
+        self.chats: JoeyChats | None = None
         self.order = ChatOrder()
+        self.told_to_wait: set[int] = set()  # chats told "gimme a minute" and not answered since
         self._poller: asyncio.Task | None = None
         self._handling: set[asyncio.Task] = set()
         self._stopping = False
+
+    @property
+    def clients(self) -> dict[int, JoeyClient]:
+        return self.chats.clients if self.chats else {}
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -63,16 +73,13 @@ class TelegramAdapter:
             builder = builder.base_url(self.config.base_url).base_file_url(self.config.file_url)
         self.app = builder.build()
         self._add_handlers()
-        try:
-            await with_retry(self.app.initialize, "getMe", self.config.retry_attempts, self.config.retry_base_s)
-        except InvalidToken:
-            raise TelegramConfigError("Telegram refused the bot token (getMe: 401 Unauthorized). Check "
-                                      "TELEGRAM_BOT_TOKEN; @BotFather shows a bot's token with /token.") from None
-        except TelegramError as exc:
-            raise TelegramConfigError(f"cannot reach the Telegram Bot API: {scrub(str(exc))}") from None
+        await reach_bot_api(self.app.initialize, self.config.retry_attempts, self.config.retry_base_s)
         self.store = ChatStore(self.config.state_path)
         self.store.prune()
+        self.chats = JoeyChats(self.store, self.transport_factory, self.order, self.config.max_open_chats,
+                               self.config.max_backoff_s)
         self.sender = Sender(self.app.bot, self.store, self.config.retry_attempts, self.config.retry_base_s)
+        self.sender.on_migrated = self.chats.migrate
         await with_retry(lambda: self.app.bot.delete_webhook(drop_pending_updates=False), "deleteWebhook",
                          self.config.retry_attempts, self.config.retry_base_s)
         with contextlib.suppress(TelegramError):
@@ -99,10 +106,8 @@ class TelegramAdapter:
             if self.app.running:
                 await self.app.stop()
             await self.app.shutdown()
-        for client in self.clients.values():
-            with contextlib.suppress(Exception):
-                await client.close()
-        self.clients.clear()
+        if self.chats is not None:
+            await self.chats.close()
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -120,7 +125,7 @@ class TelegramAdapter:
                 continue
             except (NetworkError, Conflict, Forbidden, InvalidToken) as exc:
                 failures += 1
-                delay = min(30.0, self.config.retry_base_s * 2 ** min(failures, 6)) * (0.75 + random.random() / 2)
+                delay = backoff_s(self.config.retry_base_s, failures + 1, min(30.0, self.config.max_backoff_s))
                 log.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -134,58 +139,60 @@ class TelegramAdapter:
         self.app.update_queue.put_nowait(update)
 
     def _add_handlers(self) -> None:
-        guard = self._guarded
-        self.app.add_handler(CommandHandler("start", guard(self._on_start)))
-        self.app.add_handler(CommandHandler("reset", guard(self._on_reset)))
-        self.app.add_handler(CommandHandler("help", guard(self._on_help)))
-        self.app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, guard(self._on_help)))
-        self.app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, guard(self._on_text)))
-        self.app.add_handler(MessageHandler(~filters.TEXT, guard(self._on_other)))
+        guard, new = self._guarded, NEW_MESSAGE
+        self.app.add_handler(CommandHandler("start", guard(self._on_start), filters=new))
+        self.app.add_handler(CommandHandler("reset", guard(self._on_reset), filters=new))
+        self.app.add_handler(CommandHandler("help", guard(self._on_help), filters=new))
+        self.app.add_handler(MessageHandler(new & filters.COMMAND & filters.ChatType.PRIVATE, guard(self._on_help)))
+        self.app.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, guard(self._on_text)))
+        self.app.add_handler(MessageHandler(new & filters.StatusUpdate.MIGRATE, guard(self._on_migrate)))
+        # Stickers, photos, voice...: content a person sent. Service messages (joins, leaves,
+        # pins, title changes) are not, and fall through to the catch-all below.
+        self.app.add_handler(MessageHandler(new & filters.ATTACHMENT, guard(self._on_other)))
         self.app.add_handler(TypeHandler(Update, guard(self._on_ignored)))  # anything else: just done
 
     def _guarded(self, handle):
-        """Run ``handle`` in its chat's turn; the update leaves the inbox once it is handled."""
+        """Run ``handle`` in its chat's turn; the update leaves the inbox once it is handled.
+
+        It stays in the inbox only when the adapter stops first (cancelled, or stopping before
+        its turn came): the next start replays it.
+        """
 
         async def run(update: Update, context) -> None:
             if self._stopping:
                 return
             task = asyncio.current_task()
             self._handling.add(task)
-            finished = True
             try:
-                chat = update.effective_chat
-                if chat is None:
-                    await handle(update)
-                else:
-                    async with self.order.turn(chat.id, update.update_id):
-                        if self._stopping:
-                            finished = False
-                            return
-                        await handle(update)
-            except asyncio.CancelledError:
-                finished = False  # stopping: replay at next start
-                raise
-            except Forbidden as exc:
-                log.info("update %s: chat refuses messages (%s)", update.update_id, exc)
-            except BadRequest as exc:
-                log.error("update %s: Telegram refused the reply (%s)", update.update_id, exc)
-            except NetworkError as exc:
-                finished = False
-                log.error("update %s: Telegram unreachable (%s); kept for replay at next start",
-                          update.update_id, exc)
-            except Exception:
-                log.exception("update %s failed", update.update_id)
+                async with self._turn(update):
+                    if self._stopping:
+                        return
+                    await until_delivered(lambda: handle(update), f"update {update.update_id}",
+                                          self.config.retry_base_s, self.config.max_backoff_s)
+                    self.store.finish(update.update_id)
             finally:
                 self._handling.discard(task)
-                if finished and self.store is not None:
-                    self.store.finish(update.update_id)
 
         return run
+
+    def _turn(self, update: Update):
+        chat = update.effective_chat
+        return self.order.turn(chat.id, update.update_id) if chat is not None else contextlib.nullcontext()
 
     # --- handlers -------------------------------------------------------------------------
     async def _reply(self, update: Update, text: str) -> None:
         chat, message = update.effective_chat, update.effective_message
         await self.sender.reply(chat.id, message.message_id, text, quote=chat.type != ChatType.PRIVATE)
+
+    @staticmethod
+    def _person(update: Update) -> str | None:
+        """The name a new session opens with: the person, in a private chat. A group's session
+        has no one person; each of its messages names its speaker."""
+        private = update.effective_chat.type == ChatType.PRIVATE
+        return speaker(update.effective_message) if private else None
+
+    def _for_joey(self, message: Message) -> str | None:
+        return words_for_joey(message, self.app.bot.id, self.app.bot.username)
 
     async def _on_start(self, update: Update) -> None:
         await self._reply(update, texts.GREETING)
@@ -194,85 +201,77 @@ class TelegramAdapter:
         await self._reply(update, texts.HELP)
 
     async def _on_other(self, update: Update) -> None:
-        await self._reply(update, texts.NOT_TEXT)
+        if self._for_joey(update.effective_message) is not None:
+            await self._reply(update, texts.NOT_TEXT)
 
     async def _on_ignored(self, update: Update) -> None:
         log.debug("update %s: nothing to answer", update.update_id)
 
+    async def _on_migrate(self, update: Update) -> None:
+        message = update.effective_message
+        if message.migrate_to_chat_id:  # said in the old group
+            self.chats.migrate(message.chat.id, message.migrate_to_chat_id)
+        elif message.migrate_from_chat_id:  # said in the new supergroup
+            self.chats.migrate(message.migrate_from_chat_id, message.chat.id)
+
     async def _on_reset(self, update: Update) -> None:
-        chat = update.effective_chat
-        if self.store.parts_sent(chat.id, update.effective_message.message_id)[1]:
+        chat, message = update.effective_chat, update.effective_message
+        if self.store.parts_sent(chat.id, message.message_id)[1]:
             return
-        client = await self._client(chat.id, update.effective_user)
+        client = await self.chats.client(chat.id, self._person(update))
         await client.reset()
         await self._reply(update, texts.RESET_DONE)
 
     async def _on_text(self, update: Update) -> None:
         chat, message = update.effective_chat, update.effective_message
+        words = self._for_joey(message)
+        if words is None:
+            return  # group talk that is not for Joey
+        if not visible(words):
+            await self._reply(update, texts.NOTHING_SAID)
+            return
         if self.store.parts_sent(chat.id, message.message_id)[1]:
             log.info("update %s was answered before a restart; skipping", update.update_id)
             return
-        drafts = None
-        if self.config.drafts and chat.type == ChatType.PRIVATE:
-            drafts = Drafts(self.app.bot, chat.id, message.message_id, self.config.draft_interval_s)
-        async with typing(self.app.bot, chat.id, self.config.typing_interval_s):
-            client = await self._client(chat.id, update.effective_user)
-            async with drafts or contextlib.nullcontext():
-                text = await self._ask(client, message.text, f"tg-{chat.id}-{message.message_id}",
-                                       drafts.add if drafts else None)
+        client = await self.chats.client(chat.id, self._person(update))
+        text = await self._ask(update, client, words)
+        self.told_to_wait.discard(chat.id)
         await self._reply(update, text)
 
     # --- Joey -----------------------------------------------------------------------------
-    async def _ask(self, client: JoeyClient, text: str, message_id: str, on_chunk) -> str:
+    async def _ask(self, update: Update, client: JoeyClient, words: str) -> str:
+        """Joey's answer to ``words``, waiting out the server's rate limit and busy spells.
+
+        A wait is announced once, in Joey's voice, with how long it will be; then the message
+        is answered when the server takes it (nothing the person said is dropped).
+        """
+        chat, message = update.effective_chat, update.effective_message
+        message_id = f"tg-{chat.id}-{message.message_id}"
+        # A group shares one session: each turn names its speaker. A private chat's session is
+        # already named after its one person.
+        named = {"name": speaker(message)} if chat.type != ChatType.PRIVATE else {}
         while True:
+            drafts = None
+            if self.config.drafts and chat.type == ChatType.PRIVATE:
+                drafts = Drafts(self.app.bot, chat.id, message.message_id, self.config.draft_interval_s)
             try:
-                end = await client.ask(text, message_id, on_chunk)
+                async with typing(self.app.bot, chat.id, self.config.typing_interval_s), \
+                        drafts or contextlib.nullcontext():
+                    end = await client.ask(words, message_id, drafts.add if drafts else None, **named)
                 return end["text"].strip() or texts.EMPTY_REPLY
             except ClientError as exc:
                 if exc.code == "busy":  # a reply from before a restart is still finishing
                     await asyncio.sleep(0.5)
-                elif exc.code == "rate_limited":
-                    await asyncio.sleep(min(60.0, exc.retry_after or 5.0))
+                elif exc.code in texts.WAIT_NOTICES:
+                    wait = exc.retry_after or 5.0
+                    if chat.id not in self.told_to_wait:
+                        self.told_to_wait.add(chat.id)
+                        quoted = message.message_id if chat.type != ChatType.PRIVATE else None
+                        await self.sender.notice(chat.id, quoted,
+                                                 texts.WAIT_NOTICES[exc.code].format(wait=texts.wait_words(wait)))
+                    await asyncio.sleep(wait)
                 elif exc.code == "message_too_long":
-                    return texts.TOO_LONG.format(limit=self.max_message_chars)
+                    return texts.TOO_LONG.format(limit=self.chats.max_message_chars or self.max_message_chars)
                 else:
                     log.warning("Joey could not answer %s: %s", message_id, exc)
                     return texts.TROUBLE
-
-    async def _client(self, chat_id: int, user) -> JoeyClient:
-        """The chat's Joey client, connected; created (and its session resumed) on first use."""
-        client = self.clients.get(chat_id)
-        if client is not None:
-            self.clients.move_to_end(chat_id)
-            return client
-        saved = self.store.session_for(chat_id)
-        name = (user.first_name or "").strip()[:MAX_NAME_CHARS] if user else ""
-        client = JoeyClient(self.transport_factory(), name=name or None,
-                            session_id=saved[0] if saved else None, token=saved[1] if saved else None)
-
-        def on_session(frame: dict) -> None:  # every open and resume, so a new session is remembered
-            self.store.save_session(chat_id, frame["session_id"], frame["token"])
-            self.max_message_chars = frame.get("limits", {}).get("max_message_chars", self.max_message_chars)
-
-        client.on_session = on_session
-        attempt = 0
-        while True:
-            try:
-                await client.start()
-                break
-            except ConnectionLost as exc:
-                attempt += 1
-                delay = min(30.0, 0.5 * 2 ** attempt)
-                log.warning("Joey server unreachable (%s); retrying in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
-        self.clients[chat_id] = client
-        await self._evict()
-        return client
-
-    async def _evict(self) -> None:
-        """Close the least recently used idle clients beyond max_open_chats (they resume later)."""
-        idle = [c for c in self.clients if not self.order.busy(c)]
-        for chat_id in idle[:max(0, len(self.clients) - self.config.max_open_chats)]:
-            client = self.clients.pop(chat_id)
-            with contextlib.suppress(Exception):
-                await client.close()

@@ -7,6 +7,8 @@
 - ``delivered``: how many parts of the reply to each Telegram message were sent, so a replayed
   update never sends a part twice (the Joey hub repeats its stored answer for the same message
   id, and the parts already out are skipped).
+- ``migrated``: groups that became supergroups (old chat id -> new one), so a reply to a
+  message of the old group, and the group's Joey session, follow it to the new id.
 - ``meta``: the getUpdates offset.
 
 Writes are a few hundred bytes and take about a millisecond, so they run inline on the loop.
@@ -39,6 +41,10 @@ CREATE TABLE IF NOT EXISTS delivered (
     at REAL NOT NULL,
     PRIMARY KEY (chat_id, message_id)
 );
+CREATE TABLE IF NOT EXISTS migrated (
+    old_chat_id INTEGER PRIMARY KEY,
+    new_chat_id INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -62,6 +68,19 @@ class ChatStore:
 
     def save_session(self, chat_id: int, session_id: str, token: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO chats VALUES (?, ?, ?, ?)", (chat_id, session_id, token, time.time()))
+
+    # --- groups that became supergroups -----------------------------------------------------
+    def current_chat(self, chat_id: int) -> int:
+        """Where the chat lives now: its supergroup's id after a migration, else itself."""
+        row = self.db.execute("SELECT new_chat_id FROM migrated WHERE old_chat_id = ?", (chat_id,)).fetchone()
+        return row[0] if row else chat_id
+
+    def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
+        """Record the move and hand the old chat's session to the new id (idempotent)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT OR REPLACE INTO migrated VALUES (?, ?)", (old_chat_id, new_chat_id))
+            self.db.execute("UPDATE OR IGNORE chats SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id))
 
     # --- updates ---------------------------------------------------------------------------
     def offset(self) -> int | None:

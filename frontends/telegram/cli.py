@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 async def serve(config: TelegramConfig, server_url: str, api_key: str | None = None,
                 stop: asyncio.Event | None = None) -> int:
     """Run the adapter until ``stop`` is set (or SIGINT/SIGTERM). Returns the exit code."""
-    from backend.client import WebSocketTransport
+    from client import WebSocketTransport
     from frontends.telegram.bot import TelegramAdapter
 
     adapter = TelegramAdapter(config, lambda: WebSocketTransport(server_url, api_key))
@@ -83,7 +83,7 @@ async def serve(config: TelegramConfig, server_url: str, api_key: str | None = N
 
 async def _probe(server_url: str, api_key: str | None) -> None:
     """Say early when the Joey server is not there (messages wait for it; nothing is lost)."""
-    from backend.client import ConnectionLost, WebSocketTransport
+    from client import ConnectionLost, WebSocketTransport
 
     transport = WebSocketTransport(server_url, api_key, open_timeout=5)
     try:

@@ -3,15 +3,25 @@
 It runs on the server's event loop and talks to the hub through ``LocalTransport``: exactly
 the protocol a remote client speaks, minus the network. Settings come from the environment
 (TELEGRAM_BOT_TOKEN, JOEY_TELEGRAM_*; see docs/telegram.md).
+
+Start-up problems are found by :meth:`TelegramFrontend.preflight`, which ``joey serve`` runs
+before the server starts: a missing token, a token Telegram refuses, a Bot API it cannot
+reach. Each becomes one line and exit code 2, as with ``joey telegram``, instead of a traceback
+from inside the server's start-up.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
-from backend.client import LocalTransport
+from telegram import Bot
+
+from backend.local_transport import LocalTransport
 from frontends.telegram.bot import TelegramAdapter
-from frontends.telegram.config import MISSING_TOKEN, TelegramConfig
+from frontends.telegram.config import MISSING_TOKEN, TelegramConfig, TelegramConfigError
+from frontends.telegram.redact import protect
+from frontends.telegram.sending import reach_bot_api
 
 
 class TelegramFrontend:
@@ -29,8 +39,18 @@ class TelegramFrontend:
 
     @classmethod
     def preflight(cls, config) -> str | None:
-        """A problem to report before the server starts (a missing token), or None."""
-        return None if TelegramConfig.from_env().token else MISSING_TOKEN
+        """A problem to report before the server starts, or None: asks the Bot API who the bot is.
+
+        Runs outside any event loop (``joey serve`` calls it before uvicorn starts).
+        """
+        telegram = TelegramConfig.from_env()
+        if not telegram.token:
+            return MISSING_TOKEN
+        try:
+            asyncio.run(_check_bot_api(telegram))
+        except TelegramConfigError as exc:
+            return str(exc)
+        return None
 
     async def start(self) -> None:
         await self.adapter.start()
@@ -38,3 +58,13 @@ class TelegramFrontend:
     async def stop(self) -> None:
         await self.adapter.stop()
 
+
+
+async def _check_bot_api(config: TelegramConfig) -> None:
+    protect(config.token)
+    urls = {"base_url": config.base_url, "base_file_url": config.file_url} if config.base_url else {}
+    bot = Bot(config.token, **urls)
+    try:
+        await reach_bot_api(bot.initialize, config.retry_attempts, config.retry_base_s)
+    finally:
+        await bot.shutdown()

@@ -6,6 +6,9 @@
   exponentially (with jitter) and try again, up to ``attempts`` times. ``BadRequest`` is a
   ``NetworkError`` subclass in python-telegram-bot but is never retried: it would fail again.
 
+- A group that became a supergroup (:class:`ChatMigrated`): the reply goes to the new chat id,
+  and the store remembers the move for later replies and for the group's session.
+
 A timed-out ``sendMessage`` may in fact have been delivered; Telegram has no idempotency key,
 so a retry can then show the message twice. That is the one duplicate this adapter can make.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dtm
+import itertools
 import logging
 import random
 import warnings
@@ -22,8 +26,10 @@ from typing import Awaitable, Callable
 
 from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 
+from frontends.telegram.config import TelegramConfigError
+from frontends.telegram.redact import scrub
 from frontends.telegram.split import TELEGRAM_LIMIT, split_message
 
 log = logging.getLogger("joey.telegram")
@@ -34,6 +40,24 @@ def retry_seconds(exc: RetryAfter) -> float:
         warnings.simplefilter("ignore")
         value = exc.retry_after
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+def backoff_s(base_s: float, failures: int, cap_s: float = 60.0) -> float:
+    """The wait before try ``failures + 1``: doubling from ``base_s`` up to ``cap_s``, with jitter
+    so that chats which failed together do not all retry in the same instant."""
+    return min(cap_s, base_s * 2 ** min(max(failures - 1, 0), 20)) * (0.75 + random.random() / 2)
+
+
+async def reach_bot_api(call: Callable[[], Awaitable], attempts: int, base_s: float):
+    """The first call at start (getMe): a refused token or an unreachable API becomes a
+    :class:`TelegramConfigError` whose one line says what to do, never a traceback."""
+    try:
+        return await with_retry(call, "getMe", attempts, base_s)
+    except InvalidToken:
+        raise TelegramConfigError("Telegram refused the bot token (getMe: 401 Unauthorized). Check "
+                                  "TELEGRAM_BOT_TOKEN; @BotFather shows a bot's token with /token.") from None
+    except TelegramError as exc:
+        raise TelegramConfigError(f"cannot reach the Telegram Bot API: {scrub(str(exc))}") from None
 
 
 async def with_retry(call: Callable[[], Awaitable], what: str, attempts: int = 6, base_s: float = 0.5,
@@ -56,37 +80,84 @@ async def with_retry(call: Callable[[], Awaitable], what: str, attempts: int = 6
             failures += 1
             if failures >= attempts:
                 raise
-            delay = base_s * 2 ** (failures - 1) * (0.75 + random.random() / 2)
+            delay = backoff_s(base_s, failures)
             log.warning("%s failed (%s); retry %d in %.1f s", what, exc, failures, delay)
             await asyncio.sleep(delay)
 
 
+async def until_delivered(call: Callable[[], Awaitable], what: str, base_s: float, cap_s: float) -> None:
+    """``await call()`` (handle one update) until it is done, or can never be.
+
+    A network error that outlasted :func:`with_retry` (Telegram down for a while) is tried again,
+    with backoff up to ``cap_s``, for as long as the process runs; the caller holds its chat's
+    turn meanwhile, so the chat's later messages wait. Telegram's refusals (``Forbidden``: the
+    bot was blocked or removed; ``BadRequest``) and bugs end it: they would fail again.
+    """
+    for failures in itertools.count(1):
+        try:
+            await call()
+            return
+        except Forbidden as exc:
+            log.info("%s: chat refuses messages (%s)", what, exc)
+            return
+        except BadRequest as exc:
+            log.error("%s: Telegram refused the reply (%s)", what, exc)
+            return
+        except NetworkError as exc:
+            delay = backoff_s(base_s, failures, cap_s)
+            log.warning("%s: Telegram unreachable (%s); trying again in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+        except Exception:
+            log.exception("%s failed", what)
+            return
+
+
 class Sender:
-    """Sends replies; the store remembers how many parts of each reply went out."""
+    """Sends replies; the store remembers how many parts of each reply went out, and where a
+    group moved when it became a supergroup."""
 
     def __init__(self, bot: Bot, store, attempts: int = 6, base_s: float = 0.5, limit: int = TELEGRAM_LIMIT):
         self.bot, self.store, self.attempts, self.base_s, self.limit = bot, store, attempts, base_s, limit
+        self.on_migrated: Callable[[int, int], None] = store.migrate  # the adapter adds its own bookkeeping
 
     async def reply(self, chat_id: int, message_id: int, text: str, quote: bool = False) -> int:
         """Send ``text`` in answer to Telegram message ``message_id``; returns the parts sent now.
 
-        Parts already sent for this message (before a restart) are skipped.
+        Parts already sent for this message (before a restart, or before a failed try) are skipped.
         """
         parts = split_message(text, self.limit)
         done_parts, done = self.store.parts_sent(chat_id, message_id)
         if done:
             log.info("reply to %s/%s was delivered before; not sending it again", chat_id, message_id)
             return 0
-        reply_to = ReplyParameters(message_id, allow_sending_without_reply=True) if quote else None
         sent = 0
         for index in range(done_parts, len(parts)):
-            await with_retry(lambda: self.bot.send_message(chat_id, parts[index], reply_parameters=reply_to),
-                             "sendMessage", self.attempts, self.base_s)
+            await self._send(chat_id, message_id if quote else None, parts[index])
             self.store.part_sent(chat_id, message_id, index + 1, index + 1 == len(parts))
             sent += 1
         if not parts:
             self.store.part_sent(chat_id, message_id, 0, True)
         return sent
+
+    async def notice(self, chat_id: int, message_id: int | None, text: str) -> None:
+        """A line that is not the reply (say, "give me a minute"): sent once, not recorded as the answer."""
+        await self._send(chat_id, message_id, text)
+
+    async def _send(self, chat_id: int, quoted: int | None, text: str) -> None:
+        target = self.store.current_chat(chat_id)
+        if target != chat_id:
+            quoted = None  # the message lives in the old group; the supergroup has other ids
+        try:
+            await self._send_to(target, quoted, text)
+        except ChatMigrated as exc:
+            log.info("chat %s became supergroup %s; replying there", target, exc.new_chat_id)
+            self.on_migrated(target, exc.new_chat_id)
+            await self._send_to(exc.new_chat_id, None, text)
+
+    async def _send_to(self, chat_id: int, quoted: int | None, text: str) -> None:
+        reply_to = ReplyParameters(quoted, allow_sending_without_reply=True) if quoted else None
+        await with_retry(lambda: self.bot.send_message(chat_id, text, reply_parameters=reply_to),
+                         "sendMessage", self.attempts, self.base_s)
 
 
 @contextlib.asynccontextmanager

@@ -2,20 +2,27 @@
 //
 // The page's modules: context (shared elements, view, socket, state), connection (open/resume
 // and frame dispatch), conversation (stream frames), errors, outbox (the send queue), composer
-// (user input), status (controls follow the state) and banner.
+// (user input), replies (copy, regenerate), chats (past chats), status (controls follow the
+// state) and banner.
 
+import { bindChats } from "./chats.js";
 import { bindComposer } from "./composer.js";
 import { bindConnection, connect } from "./connection.js";
 import { socket, state, ui } from "./context.js";
+import { bindReplies } from "./replies.js";
 import { refresh } from "./status.js";
 
 bindConnection();
 bindComposer();
+bindReplies();
+bindChats();
 
 // A tiny handle for debugging from the console (and for tests): no secrets in it.
 window.joeyChat = Object.freeze({
   get connection() { return document.documentElement.dataset.connection; },
   get lastSeq() { return state.appliedSeq; },
+  get failedTries() { return socket.attempt; },
+  get retryInMs() { return socket.retryAt ? Math.max(0, socket.retryAt - Date.now()) : 0; },
   dropConnection() { socket.drop("manual"); },
 });
 

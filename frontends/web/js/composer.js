@@ -1,4 +1,5 @@
-// The composer and the header's buttons: what the user types, sends, stops or starts over.
+// The composer: what the user types, sends or stops. Escape stops Joey's reply from anywhere on
+// the page (except inside a dialog, where Escape closes the dialog).
 
 import { socket, state, ui } from "./context.js";
 import { enqueue } from "./outbox.js";
@@ -18,6 +19,21 @@ function submit() {
   refresh();
 }
 
+/** Stop the reply being written; true if there was one to stop. */
+function stopReply() {
+  if (!state.reply || state.reply.cancelled || !socket.send({ type: "cancel" })) return false;
+  state.reply.cancelled = true;
+  refresh();
+  return true;
+}
+
+/** Starting a prompt from the empty state: it is sent as if typed. */
+export function sendText(text) {
+  ui.input.value = text;
+  submit();
+  ui.input.focus();
+}
+
 export function bindComposer() {
   ui.form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -35,12 +51,17 @@ export function bindComposer() {
   ui.input.addEventListener("input", refresh);
 
   ui.stop.addEventListener("click", () => {
-    if (socket.send({ type: "cancel" })) ui.stop.disabled = true;
+    stopReply();
     ui.input.focus();
   });
 
-  ui.newChat.addEventListener("click", () => {
-    socket.send({ type: "reset" });
-    ui.input.focus();
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || event.isComposing || event.defaultPrevented) return;
+    if (document.querySelector("dialog[open]")) return;
+    if (stopReply()) event.preventDefault();
   });
+
+  for (const starter of ui.starters.querySelectorAll("button")) {
+    starter.addEventListener("click", () => sendText(starter.textContent.trim()));
+  }
 }

@@ -43,9 +43,11 @@ export function bindConnection() {
   window.addEventListener("online", () => { if (!state.stopped) socket.reconnectNow(); });
   // The browser knows the network is gone before the heartbeat would: drop now, resume when back.
   window.addEventListener("offline", () => { if (!state.stopped) socket.drop("browser offline"); });
+  // Coming back to the tab, or to the page from the back/forward cache: try at once, not at the next backoff.
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && !state.stopped) socket.reconnectNow();
   });
+  window.addEventListener("pageshow", () => { if (!state.stopped) socket.reconnectNow(); });
 }
 
 export function connect() {

@@ -8,12 +8,16 @@ import { ChatView } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 export const ui = {
-  status: $("status"), newChat: $("new-chat"), banner: $("banner"), bannerText: $("banner-text"),
-  bannerAction: $("banner-action"), log: $("messages"), empty: $("empty"), jump: $("jump"),
-  typing: $("typing"), form: $("composer"), input: $("input"), send: $("send"), stop: $("stop"),
-  counter: $("counter"), hint: $("hint"),
+  status: $("status"), newChat: $("new-chat"), chatsButton: $("chats-button"), chats: $("chats"),
+  chatList: $("chat-list"), chatsClose: $("chats-close"), chatsNew: $("chats-new"), banner: $("banner"),
+  bannerText: $("banner-text"), bannerAction: $("banner-action"), log: $("messages"), empty: $("empty"),
+  starters: $("starters"), jump: $("jump"), form: $("composer"), input: $("input"), send: $("send"),
+  stop: $("stop"), counter: $("counter"), hint: $("hint"),
 };
-export const view = new ChatView({ log: ui.log, empty: ui.empty, jump: ui.jump });
+
+/** What the buttons under Joey's replies do: filled in by replies.js (the view only renders them). */
+export const replyActions = { copy: () => {}, regenerate: () => {} };
+export const view = new ChatView({ log: ui.log, empty: ui.empty, jump: ui.jump }, replyActions);
 
 export const state = {
   stored: loadSession(), // {session_id, token, last_seq} or null
@@ -21,15 +25,16 @@ export const state = {
   appliedSeq: 0, // highest seq applied to the view
   sentLastSeq: 0, // the last_seq of the resume in progress
   reply: null, // the reply being streamed: {messageId, text, handle}
-  awaiting: false, // a message is out and its reply has not ended
   pending: null, // the sent message not yet acknowledged: {id, text, handle}
   queue: [], // messages waiting to be sent, oldest first
-  holdUntil: 0, // rate limited: send nothing before this time (ms)
+  holdUntil: 0, // rate limited or server busy: send nothing before this time (ms)
   maxChars: 1000,
   everReady: false,
   takenOver: false, // another tab has the session: no automatic reconnects
   stopped: false, // no connection until the user acts (taken over, or a newer protocol)
   restarting: false,
+  /** A message is out and its reply has not ended: derived, so no path can forget to clear it. */
+  get awaiting() { return Boolean(this.pending || this.reply); },
 };
 
 const wsUrl = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;

@@ -6,12 +6,16 @@
 // reply is replayed; completed turns come from the session frame's history either way.
 
 import { hideBanner, showBanner } from "./banner.js";
+import { remember, timesOf } from "./chats.js";
 import { socket, state, ui, view } from "./context.js";
 import { ackPending, flush } from "./outbox.js";
 import { refresh } from "./status.js";
-import { saveSession } from "./store.js";
+import { clearSession, saveSession } from "./store.js";
 
 const PROTOCOL = 1;
+
+const roleOf = (turn) => (turn.role === "joey" ? "joey" : "user");
+const keyOf = (role, messageId) => `${role}:${messageId}`;
 
 function persist() {
   if (state.stored) {
@@ -28,76 +32,101 @@ function fresh(frame) {
   return true;
 }
 
+/** Joey's bubble for the answer to `messageId`, under its question; a regenerated one replaces the old. */
 function startReply(messageId) {
   if (state.reply) view.setState(state.reply.handle, "done");
+  const old = ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(messageId)}"]`);
+  if (old) old.remove();
   state.reply = { messageId, text: "", handle: view.addMessage("joey", "", messageId, "streaming") };
-  state.awaiting = true;
-  view.setBusy(true);
+  view.markLatest();
 }
 
 function renderedKeys() {
-  const keys = [];
-  for (const row of ui.log.querySelectorAll(".msg")) {
-    if (row.dataset.state === "done") keys.push(`${row.dataset.role}:${row.dataset.messageId}`);
-  }
-  return keys;
+  return Array.from(ui.log.querySelectorAll(".msg[data-state=done]"),
+                    (row) => keyOf(row.dataset.role, row.dataset.messageId));
 }
 
-export function onSession(frame) {
-  if (typeof frame.protocol === "number" && frame.protocol > PROTOCOL) {
-    state.stopped = true;
-    socket.stop();
-    showBanner("Joey's server was updated. Reload the page to keep chatting.",
-               { label: "Reload", onClick: () => location.reload() });
-    refresh();
-    return;
-  }
-  const resumedHere = frame.resumed && state.stored && state.stored.session_id === frame.session_id;
-  state.stored = { session_id: frame.session_id, token: frame.token, last_seq: 0 };
-  state.maxChars = frame.limits?.max_message_chars ?? state.maxChars;
-  const history = Array.isArray(frame.history) ? frame.history : [];
-  const inFlight = frame.in_flight || null;
+/** A server newer than this page: stop, rather than misread its frames. */
+function refuseNewerProtocol(frame) {
+  if (!(typeof frame.protocol === "number" && frame.protocol > PROTOCOL)) return false;
+  state.stopped = true;
+  socket.stop();
+  showBanner("Joey's server was updated. Reload the page to keep chatting.",
+             { label: "Reload", onClick: () => location.reload() });
+  refresh();
+  return true;
+}
 
-  // Keep the partial bubble only if the server will send exactly what it is missing.
-  const keep = Boolean(resumedHere && inFlight && state.reply && state.reply.messageId === inFlight.message_id
-    && inFlight.seq <= state.sentLastSeq);
-  if (inFlight && inFlight.seq <= state.sentLastSeq && !keep) {
-    // We claimed to have seen this reply's start but hold no bubble for it: ask again from 0.
-    if (state.reply) view.remove(state.reply.handle);
-    state.reply = null;
-    state.appliedSeq = 0;
-    socket.drop("resync");
-    return;
-  }
+/**
+ * Keep the partial bubble only if the server will send exactly what it is missing. Returns false
+ * when this tab claimed to have seen a reply start it holds no bubble for: then ask again from 0.
+ */
+function reconcileInFlight(frame, inFlight) {
+  const resumedHere = frame.resumed && state.stored?.session_id === frame.session_id;
+  const claimed = inFlight && inFlight.seq <= state.sentLastSeq;
+  const keep = Boolean(resumedHere && claimed && state.reply?.messageId === inFlight.message_id);
   if (state.reply && !keep) {
     view.remove(state.reply.handle);
     state.reply = null;
   }
-  // Messages not yet answered go back in the queue (same ids), unless the server has them.
-  const historyKeys = history.map((h) => `${h.role === "joey" ? "joey" : "user"}:${h.message_id}`);
-  if (state.pending) {
-    if (!historyKeys.includes(`user:${state.pending.id}`)) state.queue.unshift(state.pending);
-    else view.remove(state.pending.handle); // the server has it: history shows it
-    state.pending = null;
+  if (claimed && !keep) {
+    state.appliedSeq = 0;
+    socket.drop("resync");
+    return false;
   }
-  for (const item of state.queue) view.remove(item.handle);
+  return true;
+}
 
-  // Completed turns: history is authoritative. Re-render only if the view disagrees with it, so
-  // notes like "Stopped" survive a reconnect that changed nothing.
-  const shown = renderedKeys();
-  const same = shown.length === historyKeys.length && shown.every((k, i) => k === historyKeys[i]);
-  if (!same) {
-    const kept = keep ? state.reply.text : null;
-    view.clear();
-    for (const h of history) view.addMessage(h.role === "joey" ? "joey" : "user", String(h.text ?? ""), h.message_id, "done");
-    if (keep) state.reply.handle = view.addMessage("joey", kept, inFlight.message_id, "streaming");
+/** Messages not yet answered go back in the queue (same ids), unless the server has them. */
+function requeueUnanswered(historyKeys) {
+  const item = state.pending;
+  state.pending = null;
+  if (item?.regenerate) {
+    // Whether the server got it cannot be told from history: dropping it never answers twice.
+  } else if (item && !historyKeys.includes(keyOf("user", item.id))) {
+    state.queue.unshift(item);
+  } else if (item) {
+    view.remove(item.handle); // the server has it: history shows it
   }
-  for (const item of state.queue) item.handle = view.addMessage("user", item.text, item.id, "queued");
+  for (const queued of state.queue) if (queued.handle) view.remove(queued.handle);
+}
+
+/**
+ * Completed turns: history is authoritative. Re-render only if the view disagrees with it, so
+ * notes like "Stopped" survive a reconnect that changed nothing.
+ */
+function renderHistory(history, historyKeys, sessionId) {
+  const shown = renderedKeys();
+  if (shown.length === historyKeys.length && shown.every((k, i) => k === historyKeys[i])) return;
+  const partial = state.reply;
+  const times = timesOf(sessionId);
+  view.clear();
+  history.forEach((turn, i) => {
+    view.addMessage(roleOf(turn), String(turn.text ?? ""), turn.message_id, "done", times[historyKeys[i]]);
+  });
+  if (partial) partial.handle = view.addMessage("joey", partial.text, partial.messageId, "streaming");
+}
+
+export function onSession(frame) {
+  if (refuseNewerProtocol(frame)) return;
+  const inFlight = frame.in_flight || null;
+  if (!reconcileInFlight(frame, inFlight)) return;
+  state.stored = { session_id: frame.session_id, token: frame.token, last_seq: 0 };
+  state.maxChars = frame.limits?.max_message_chars ?? state.maxChars;
+  const history = Array.isArray(frame.history) ? frame.history : [];
+  const historyKeys = history.map((turn) => keyOf(roleOf(turn), turn.message_id));
+  requeueUnanswered(historyKeys);
+  renderHistory(history, historyKeys, frame.session_id);
+  for (const item of state.queue) {
+    if (!item.regenerate) item.handle = view.addMessage("user", item.text, item.id, "queued", item.time);
+  }
+  // The reply still being written shows at once, under its question; its frames follow.
+  if (inFlight && !state.reply) startReply(inFlight.message_id);
+  view.markLatest();
 
   // After a server restart the session's last_seq can be below ours: count from the server's.
   state.appliedSeq = inFlight ? state.sentLastSeq : Number(frame.last_seq) || 0;
-  state.awaiting = Boolean(inFlight);
-  view.setBusy(Boolean(inFlight));
+  if (history.length) remember(frame.session_id, frame.token, { title: history.find((t) => roleOf(t) === "user")?.text });
   state.ready = true;
   state.everReady = true;
   state.restarting = false;
@@ -110,49 +139,54 @@ export function onSession(frame) {
 
 export function onReplyStart(frame) {
   if (!fresh(frame)) return;
-  ackPending(frame.message_id);
-  startReply(frame.message_id);
+  const item = ackPending(frame.message_id);
+  if (item && !item.regenerate) remember(state.stored?.session_id, state.stored?.token,
+                                         { title: item.text, times: { [keyOf("user", item.id)]: item.time } });
+  if (state.reply?.messageId !== frame.message_id || frame.regenerate) startReply(frame.message_id);
   refresh();
 }
 
 export function onChunk(frame) {
   if (!fresh(frame)) return;
-  if (!state.reply || state.reply.messageId !== frame.message_id) startReply(frame.message_id);
+  if (state.reply?.messageId !== frame.message_id) startReply(frame.message_id);
   state.reply.text += String(frame.text ?? "");
   view.setText(state.reply.handle, state.reply.text);
 }
 
+/** A reply_end for a message resent after a drop: it was answered while we were away. */
+function isMissedAnswer(frame) {
+  return Boolean(frame.duplicate && state.pending && state.pending.id === frame.message_id);
+}
+
 export function onReplyEnd(frame) {
-  if (frame.duplicate) {
-    // The answer to a message we resent after a drop: it was answered while we were away.
-    if (!state.pending || state.pending.id !== frame.message_id) return;
-  } else if (!fresh(frame)) {
-    return;
-  }
+  if (frame.duplicate ? !isMissedAnswer(frame) : !fresh(frame)) return;
   ackPending(frame.message_id);
   const text = String(frame.text ?? "");
-  let reply = state.reply && state.reply.messageId === frame.message_id ? state.reply : null;
-  if (!reply && text && !ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(frame.message_id)}"]`)) {
-    startReply(frame.message_id);
-    reply = state.reply;
-  }
-  if (reply) {
-    reply.handle.row.dataset.finish = frame.finish_reason;
-    if (text) {
-      view.setText(reply.handle, text); // the authoritative final text
-      view.setState(reply.handle, "done");
-      if (frame.finish_reason === "cancelled") view.setMeta(reply.handle, "Stopped");
-    } else {
-      view.remove(reply.handle);
-      if (frame.finish_reason === "cancelled") view.notice("Stopped before Joey said anything.");
-    }
-  }
+  const shown = ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(frame.message_id)}"]`);
+  if (state.reply?.messageId !== frame.message_id && text && !shown) startReply(frame.message_id);
+  const reply = state.reply?.messageId === frame.message_id ? state.reply : null;
   state.reply = null;
-  state.awaiting = false;
-  view.setBusy(false);
+  if (reply) finishReply(reply, frame, text);
+  view.markLatest();
   persist();
   flush();
   refresh();
+}
+
+function finishReply(reply, frame, text) {
+  const cancelled = frame.finish_reason === "cancelled";
+  reply.handle.row.dataset.finish = frame.finish_reason;
+  if (!text) {
+    view.remove(reply.handle);
+    if (cancelled) view.notice("Stopped before Joey said anything.", "info", { row: view.question(frame.message_id) });
+    return;
+  }
+  view.setText(reply.handle, text); // the authoritative final text
+  view.setState(reply.handle, "done");
+  if (cancelled) view.setMeta(reply.handle, "Stopped");
+  const now = Date.now();
+  view.setTime(reply.handle, now);
+  remember(state.stored?.session_id, state.stored?.token, { times: { [keyOf("joey", frame.message_id)]: now } });
 }
 
 export function onReset(frame) {
@@ -161,9 +195,31 @@ export function onReset(frame) {
   state.reply = null;
   state.pending = null;
   state.queue = []; // typed for the old conversation
-  state.awaiting = false;
-  view.setBusy(false);
   persist();
   refresh();
   ui.input.focus();
+}
+
+/**
+ * Leave this chat for another (`stored`: its id and token) or a new one (null), on a new
+ * connection: one session per connection. Messages still waiting go back into the composer.
+ */
+export function switchChat(stored) {
+  const waiting = [state.pending, ...state.queue].filter((item) => item && !item.regenerate).map((item) => item.text);
+  if (waiting.length) ui.input.value = [...waiting, ui.input.value].filter(Boolean).join("\n");
+  state.stored = stored ? { ...stored, last_seq: 0 } : null;
+  if (state.stored) saveSession(state.stored);
+  else clearSession();
+  state.ready = false;
+  state.stopped = false;
+  state.takenOver = false;
+  state.reply = null;
+  state.pending = null;
+  state.queue = [];
+  state.appliedSeq = 0;
+  state.holdUntil = 0;
+  view.clear();
+  hideBanner();
+  socket.reconnect();
+  refresh();
 }

@@ -4,83 +4,134 @@ import { hideBanner, showBanner } from "./banner.js";
 import { socket, state, ui, view } from "./context.js";
 import { editAction, flush, markFailed } from "./outbox.js";
 import { refresh } from "./status.js";
-import { clearSession } from "./store.js";
+import { clearSession, forgetChat } from "./store.js";
+
+const seconds = (n) => `${n} s`;
 
 const ERROR_TEXT = {
   busy: () => "Joey is still answering. Your message will go out when he's done.",
   message_too_long: () => `That message is too long. The limit is ${state.maxChars} characters.`,
-  rate_limited: (f) => `Whoa, slow down! Your message goes out in ${Math.max(1, Math.ceil(f.retry_after ?? 1))} s.`,
+  rate_limited: () => (left) => `Whoa, slow down! Your message goes out in ${seconds(left)}.`,
+  server_busy: () => (left) => `Joey's got a lot of people to talk to right now. Your message goes out in ${seconds(left)}.`,
   server_restarting: () => "Joey's server is restarting. Reconnecting…",
   model_error: () => "Joey couldn't come up with an answer. Try again?",
+  nothing_to_regenerate: () => "There's nothing for Joey to answer again.",
   invalid_field: (f) => `That message could not be sent: ${f.message}.`,
-  server_full: (f) => `Joey is too popular right now. Retrying in ${Math.ceil(f.retry_after ?? 30)} s…`,
 };
+const WARNINGS = new Set(["model_error", "server_restarting", "busy", "server_busy", "nothing_to_regenerate"]);
+const WAIT_AND_RESEND = new Set(["busy", "rate_limited", "server_busy"]); // not stored: the same id goes again
+
+let countdown = null; // the one "goes out in N s" notice: {row, timer}
+
+function endCountdown() {
+  if (!countdown) return;
+  clearInterval(countdown.timer);
+  if (countdown.row.isConnected) view.remove({ row: countdown.row });
+  countdown = null;
+}
+
+/** A notice that counts down to `until` (ms), then leaves the log and lets the queue go on. */
+function countdownNotice(render, until, kind) {
+  endCountdown();
+  const left = () => Math.max(0, Math.ceil((until - Date.now()) / 1000));
+  const row = view.notice(render(left()), kind);
+  const text = row.querySelector(".notice__text");
+  const timer = setInterval(() => {
+    if (left() > 0) {
+      text.textContent = render(left());
+      return;
+    }
+    endCountdown();
+    flush();
+  }, 250);
+  countdown = { row, timer };
+}
+
+/** The stored session is gone on the server: start a new chat on this connection; the queue stays. */
+function startOver() {
+  const hadChat = ui.log.querySelector(".msg[data-state=done]") !== null;
+  if (state.stored) forgetChat(state.stored.session_id);
+  clearSession();
+  state.stored = null;
+  state.appliedSeq = 0;
+  state.sentLastSeq = 0;
+  state.reply = null;
+  view.clear();
+  if (hadChat) view.notice("Your previous chat has expired, so this is a new one.");
+  socket.send({ type: "open" });
+  refresh();
+}
+
+function takenOver() {
+  // Never reconnect by ourselves here: two tabs would take the session from each other.
+  state.takenOver = true;
+  state.stopped = true;
+  state.ready = false;
+  socket.stop();
+  showBanner("This chat is open in another tab or window.", {
+    label: "Use it here",
+    onClick: () => {
+      state.takenOver = false;
+      state.stopped = false;
+      hideBanner();
+      socket.start();
+      refresh();
+    },
+  });
+  refresh();
+}
+
+/** The server holds as many chats from this address as it allows: reopening one is the way on. */
+function tooManyChats() {
+  state.stopped = true;
+  state.ready = false;
+  socket.stop();
+  showBanner("Joey's server is keeping too many of your chats already. Reopen one of them.", {
+    label: "Your chats",
+    onClick: () => ui.chatsButton.click(),
+  });
+  refresh();
+}
+
+/** The pending message (or regenerate) the error is about: back in the queue, or marked failed. */
+function settlePending(code, frame) {
+  const item = state.pending && frame.message_id === state.pending.id ? state.pending : null;
+  if (!item) return;
+  state.pending = null;
+  if (!WAIT_AND_RESEND.has(code)) {
+    markFailed(item);
+    return;
+  }
+  state.queue.unshift(item);
+  if (item.handle) view.setState(item.handle, "queued");
+  if (code !== "busy") {
+    const wait = Math.max(1, Number(frame.retry_after) || 1) * 1000;
+    state.holdUntil = Date.now() + wait;
+    if (item.handle) view.setMeta(item.handle, "Waiting to send", editAction(item));
+  }
+}
 
 export function onError(frame) {
   const code = String(frame.code ?? "");
-  if (code === "resume_refused") {
-    // The session expired (or the server restarted without keeping it): start a new chat on this
-    // same connection. Unanswered messages stay queued and go to the new chat.
-    const hadChat = ui.log.querySelector(".msg[data-state=done]") !== null;
-    clearSession();
-    state.stored = null;
-    state.appliedSeq = 0;
-    state.sentLastSeq = 0;
-    state.reply = null;
-    state.awaiting = false;
-    view.clear();
-    view.setBusy(false);
-    if (hadChat) view.notice("Your previous chat has expired, so this is a new one.");
-    socket.send({ type: "open" });
-    return;
-  }
-  if (code === "session_taken_over") {
-    // Never reconnect by ourselves here: two tabs would take the session from each other.
-    state.takenOver = true;
-    state.stopped = true;
-    state.ready = false;
-    socket.stop();
-    showBanner("This chat is open in another tab or window.", {
-      label: "Use it here",
-      onClick: () => {
-        state.takenOver = false;
-        state.stopped = false;
-        hideBanner();
-        socket.start();
-        refresh();
-      },
-    });
-    refresh();
-    return;
-  }
+  if (code === "resume_refused") return startOver();
+  if (code === "session_taken_over") return takenOver();
+  if (code === "too_many_sessions") return tooManyChats();
   if (code === "server_full" || code === "no_session" || code === "session_already_open") {
     socket.retryAfter(frame.retry_after);
     socket.drop(code);
     return;
   }
-  if (code === "server_restarting") state.restarting = true;
-
+  if (code === "server_restarting") {
+    state.restarting = true;
+    socket.expectRestart();
+  }
+  settlePending(code, frame);
   const describe = ERROR_TEXT[code];
   const text = describe ? describe(frame) : String(frame.message || "Something went wrong.");
-  view.notice(text, code === "model_error" || code === "server_restarting" || code === "busy" ? "warn" : "error");
-  const item = state.pending && frame.message_id === state.pending.id ? state.pending : null;
-  if (item) {
-    state.pending = null;
-    state.awaiting = Boolean(state.reply);
-    if (code === "busy" || code === "rate_limited") {
-      // Not stored by the server: send it again, same id, when allowed.
-      state.queue.unshift(item);
-      view.setState(item.handle, "queued");
-      if (code === "rate_limited") {
-        const wait = Math.max(1, Number(frame.retry_after) || 1) * 1000;
-        state.holdUntil = Date.now() + wait;
-        setTimeout(flush, wait + 50);
-        view.setMeta(item.handle, "Waiting to send", editAction(item));
-      }
-    } else {
-      markFailed(item);
-    }
-    flush();
-  }
+  const kind = WARNINGS.has(code) ? "warn" : "error";
+  const retryAt = Date.now() + Math.max(1, Number(frame.retry_after) || 1) * 1000;
+  if (typeof text === "function") countdownNotice(text, Math.max(state.holdUntil, retryAt), kind);
+  else view.notice(text, kind);
+  flush();
   refresh();
 }

@@ -1,5 +1,9 @@
-// A WebSocket that reconnects by itself: exponential backoff with jitter, and a heartbeat
-// (protocol v1 "ping") that notices a dead connection the browser has not noticed yet.
+// A WebSocket that reconnects by itself, and a heartbeat (protocol v1 "ping") that notices a dead
+// connection the browser has not noticed yet.
+//
+// Retries: a server restart takes seconds, so the first tries come quickly (about one a second,
+// with jitter); only a longer outage backs off exponentially, up to maxDelay. A server that says
+// it is restarting gets quick tries for a minute.
 //
 // It knows nothing about sessions: on every new connection it emits "open", and the app sends
 // open or resume. Events (EventTarget, detail in event.detail):
@@ -14,6 +18,9 @@ export class ReconnectingSocket extends EventTarget {
     this.url = url;
     this.baseDelay = options.baseDelay ?? 500;
     this.maxDelay = options.maxDelay ?? 15000;
+    this.fastDelay = options.fastDelay ?? 1000; // the longest wait while retrying quickly
+    this.fastTries = options.fastTries ?? 8; // quick tries before backing off
+    this.fastUntil = 0; // quick tries until this time (ms), whatever the count: the server is restarting
     this.heartbeatMs = options.heartbeatMs ?? 20000;
     this.pongTimeoutMs = options.pongTimeoutMs ?? 10000;
     this.ws = null;
@@ -58,6 +65,21 @@ export class ReconnectingSocket extends EventTarget {
     if (!ws) return;
     this._forget(ws);
     this._scheduleRetry(4000, reason);
+  }
+
+  /** The server said it is restarting: keep retrying quickly for a while. */
+  expectRestart(withinMs = 60000) {
+    this.fastUntil = Date.now() + withinMs;
+  }
+
+  /** A new connection now, whatever the state of this one (e.g. to switch to another session). */
+  reconnect() {
+    if (this.ws) this._forget(this.ws);
+    this.attempt = 0;
+    this.minNextDelay = 0;
+    this._clearRetry();
+    if (this.state === "stopped") this._setState("waiting");
+    this._connect();
   }
 
   /** Skip the wait: used when the browser comes back online or the user clicks "Retry now". */
@@ -124,7 +146,9 @@ export class ReconnectingSocket extends EventTarget {
 
   _scheduleRetry(code, reason) {
     if (this.state === "stopped") return;
-    const exp = Math.min(this.maxDelay, this.baseDelay * 2 ** this.attempt);
+    const exp = this.attempt < this.fastTries || Date.now() < this.fastUntil
+      ? Math.min(this.fastDelay, this.baseDelay * 2 ** this.attempt)
+      : Math.min(this.maxDelay, this.fastDelay * 2 ** (this.attempt - this.fastTries + 1));
     const jittered = exp / 2 + Math.random() * (exp / 2); // "equal jitter": never a thundering herd
     const delay = Math.round(Math.max(jittered, this.minNextDelay));
     this.attempt = Math.min(this.attempt + 1, 30);

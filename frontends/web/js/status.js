@@ -1,41 +1,61 @@
 // The page's controls and status line follow the state: whatever changes the state calls
 // refresh() afterwards, so no control is ever left showing an old state.
 
-import { socket, state, ui } from "./context.js";
+import { socket, state, ui, view } from "./context.js";
 
 const HINT = ui.hint.textContent;
+const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
 
-export const charCount = (text) => Array.from(text).length; // code points, as the server counts
+/** Characters as the server counts them (code points): the limit is checked with this. */
+export const charCount = (text) => Array.from(text).length;
+
+/** Characters as a person counts them: a family emoji is one, not seven. */
+export function visibleCount(text) {
+  if (!graphemes) return charCount(text);
+  let count = 0;
+  for (const _ of graphemes.segment(text)) count += 1;
+  return count;
+}
+
+function refreshCounter(text) {
+  const count = charCount(text);
+  const shown = visibleCount(text);
+  const over = count > state.maxChars;
+  ui.counter.textContent = `${shown} / ${state.maxChars}`;
+  ui.counter.classList.toggle("counter--warn", count > state.maxChars * 0.9 && !over);
+  ui.counter.classList.toggle("counter--over", over);
+  ui.input.setAttribute("aria-invalid", over ? "true" : "false");
+  // Emoji made of several code points count as several: say so when that is what tips it over.
+  if (!over) ui.hint.textContent = HINT;
+  else if (shown <= state.maxChars) ui.hint.textContent = "Too long: emoji and accents can count as several characters";
+  else ui.hint.textContent = `Too long: ${shown - state.maxChars} characters over the limit`;
+  ui.hint.classList.toggle("composer__hint--error", over);
+  ui.form.classList.toggle("composer__form--over", over);
+  return over;
+}
 
 export function refresh() {
   const connected = state.ready && socket.state === "open";
   const text = ui.input.value;
-  const count = charCount(text);
-  const over = count > state.maxChars;
-  ui.counter.textContent = `${count} / ${state.maxChars}`;
-  ui.counter.classList.toggle("counter--warn", count > state.maxChars * 0.9 && !over);
-  ui.counter.classList.toggle("counter--over", over);
-  ui.input.setAttribute("aria-invalid", over ? "true" : "false");
-  ui.hint.textContent = over ? `Too long: ${count - state.maxChars} characters over the limit` : HINT;
-  ui.hint.classList.toggle("composer__hint--error", over);
+  const over = refreshCounter(text);
+  // While the server is away nothing is being typed: no Stop, no busy log, no caret (styles.css).
+  const answering = state.awaiting && connected;
 
   // Sending is always possible (while Joey answers or the line is down, it waits in a queue).
   ui.send.disabled = over || !text.trim() || state.stopped;
-  ui.stop.hidden = !state.awaiting;
-  ui.stop.disabled = !connected;
-  ui.newChat.disabled = !connected;
-  ui.typing.hidden = !state.awaiting;
-  ui.form.classList.toggle("composer__form--over", over);
+  ui.stop.hidden = !answering;
+  ui.stop.disabled = Boolean(state.reply?.cancelled); // asked once: the reply_end is on its way
+  ui.newChat.disabled = !ui.log.querySelector(".msg") && !state.queue.length;
+  view.setBusy(answering && Boolean(state.reply));
   const lines = text.split("\n").length;
   ui.input.rows = Math.min(6, Math.max(1, lines)); // fallback where field-sizing is unsupported
 
   let status;
   if (state.stopped) status = state.takenOver ? "Open in another tab" : "Offline";
   else if (!connected) status = state.everReady ? "Reconnecting…" : "Connecting…";
-  else if (state.awaiting) status = "typing…";
   else status = "Online";
   ui.status.textContent = status;
-  ui.status.dataset.state = connected ? (state.awaiting ? "typing" : "online") : "offline";
+  ui.status.dataset.state = connected ? "online" : "offline";
   document.documentElement.dataset.connection =
     connected ? "online" : state.stopped ? "stopped" : socket.state === "waiting" ? "offline" : "connecting";
 }

