@@ -40,16 +40,26 @@ class Admission:
             raise p.ProtocolError(p.ErrorCode.SERVER_BUSY, f"Joey has a queue; try again in {retry:.0f} s",
                                   message_id, retry_after=retry)
 
-    def check_rate(self, session: Session, message_id: str | None) -> None:
-        """Refuse or count one message of ``session`` against its rate window."""
-        now, window = time.monotonic(), self.config.rate_limit_window_s
-        while session.sent_times and session.sent_times[0] <= now - window:
-            session.sent_times.popleft()
-        if len(session.sent_times) >= self.config.rate_limit_messages:
-            retry = session.sent_times[0] + window - now
+    def check_rate(self, session: Session, message_id: str | None, relay=None) -> None:
+        """Refuse or count one message of ``session`` against its rate window (on every replica
+        together when a ``relay`` shares it)."""
+        window = self.config.rate_limit_window_s
+        if relay is not None:
+            now = time.time()
+            sent = relay.sent_times(session.id, now, window)
+        else:
+            now = time.monotonic()
+            while session.sent_times and session.sent_times[0] <= now - window:
+                session.sent_times.popleft()
+            sent = session.sent_times
+        if len(sent) >= self.config.rate_limit_messages:
+            retry = min(sent) + window - now
             raise p.ProtocolError(p.ErrorCode.RATE_LIMITED, f"too many messages; retry in {retry:.0f} s",
-                                  message_id, retry_after=retry)
-        session.sent_times.append(now)
+                                  message_id, retry_after=max(0.0, retry))
+        if relay is not None:
+            relay.count_sent(session.id, now, window)
+        else:
+            session.sent_times.append(now)
 
     def check_sessions(self, total: int, of_client: int) -> None:
         if of_client >= self.config.max_sessions_per_client:

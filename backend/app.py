@@ -22,7 +22,7 @@ from backend.logs import use_json_logs
 from backend.metrics import CONTENT_TYPE, Metrics
 from backend.plugins import load_frontends
 from backend.shutdown import GracefulShutdown
-from backend.store import SessionStore
+from backend.store import open_store
 from backend.websocket import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, serve_connection
 from model.generator import Generator, JoeyGenerator
 
@@ -55,7 +55,9 @@ class SecurityHeaders:
 def load_generator(config: Config) -> JoeyGenerator:
     files = config.model_files()
     return JoeyGenerator.load(files.base, files.adapter or None, max_batch=config.max_batch,
-                              threads=config.engine_threads, context=config.context_tokens)
+                              threads=config.engine_threads, context=config.context_tokens,
+                              dtype=config.engine_dtype, compile=config.engine_compile,
+                              prefill_chunk=config.prefill_chunk)
 
 
 def origin_allowed(websocket: WebSocket, config: Config) -> bool:
@@ -100,13 +102,20 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        if config.log_format == "json":  # again: uvicorn set its own formatters after create_app
+            use_json_logs()
         gen = generator or await asyncio.to_thread(load_generator, config)
         context = getattr(gen, "context", None)
         if context is not None and config.max_new_tokens > context - 32:
             raise ValueError(f"max_new_tokens={config.max_new_tokens} leaves too little of the "
                              f"{context}-token context for the conversation")
         gen.start()
-        hub = Hub(gen, config, SessionStore(config.state_path) if config.state_path else None, metrics)
+        hub = Hub(gen, config, open_store(config), metrics)
+        if config.state_url:  # several replicas: replies and control messages travel through Redis
+            from backend.relay import Relay
+
+            hub.relay = Relay(config.state_url)
+            hub.relay.start(hub.on_control)
         hub.start()
         metrics.watch(gen)
         shutdown = GracefulShutdown(hub, connections, config.shutdown_grace_s)
@@ -123,6 +132,8 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
             for frontend in reversed(frontends):
                 await frontend.stop()
             await hub.stop()
+            if hub.relay is not None:
+                await hub.relay.stop()
             gen.stop()
             if hub.store is not None:
                 hub.store.close()
@@ -156,8 +167,9 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         ready = (gen is not None and gen.ready and hub is not None and not hub.stopping
                  and len(connections) < config.max_connections)
         files = config.model_files()
-        body = {"ready": ready, "model": files.name, "about": files.about, "base": files.base, "adapter": files.adapter or None,
-                "sessions": len(hub.sessions) if hub else 0, "connections": len(connections)}
+        body = {"ready": ready, "model": files.name, "about": files.about, "base": files.base,
+                "adapter": files.adapter or None, "sessions": len(hub.sessions) if hub else 0,
+                "connections": len(connections)}
         engine = getattr(gen, "engine", None)
         if engine is not None:
             body["engine"] = {"running": engine.running, "active": engine.active, "waiting": engine.waiting,

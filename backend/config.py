@@ -32,6 +32,9 @@ class Config:
     max_batch: int = opt(16, "requests decoded together in one engine step")
     engine_threads: int = opt(1, "torch threads of the engine; 1 is steadiest on a shared host")
     context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
+    engine_dtype: str = opt("auto", "decode dtype: auto (time bf16 and fp32 at start-up, keep the faster), bf16 or fp32")
+    engine_compile: bool = opt(False, "torch.compile the decode step per batch bucket during warm-up (slower start)")
+    prefill_chunk: int = opt(64, "prompt tokens prefilled per engine step, so a long prompt never stalls running replies")
     max_new_tokens: int = opt(_SAMPLING.max_new_tokens, "longest reply, in tokens")
     min_new_tokens: int = opt(_SAMPLING.min_new_tokens, "shortest reply, in tokens (end of turn is suppressed before it)")
     temperature: float = opt(_SAMPLING.temperature, "sampling temperature; 0 means greedy")
@@ -57,6 +60,7 @@ class Config:
     allowed_origins: str = opt("", "comma-separated Origins allowed besides the server's own; '*' = any")
     api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
     state_path: str = opt("var/sessions.db", "SQLite file that keeps sessions across restarts ('' = memory only)")
+    state_url: str = opt("", "redis://HOST:PORT/DB keeps sessions in Redis instead, shared by several replicas")
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
     shutdown_grace_s: float = opt(5.0, "on SIGTERM, time to tell clients and end replies before the sockets close")
@@ -98,5 +102,15 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _bool(text) -> bool:
+    if isinstance(text, bool):
+        return text
+    if str(text).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(text).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {text!r}")
+
+
 def _kind(f: dataclasses.Field):
-    return {"int": int, "float": float, "str": str, int: int, float: float, str: str}[f.type]
+    return {"int": int, "float": float, "str": str, "bool": _bool, int: int, float: float, str: str, bool: _bool}[f.type]

@@ -23,6 +23,7 @@ import hmac
 import logging
 import time
 
+from backend import expiry, replicas
 from backend import protocol as p
 from backend.admission import Admission
 from backend.config import Config
@@ -51,6 +52,7 @@ class Hub:
         )
         self._reaper: asyncio.Task | None = None
         self.stopping = False  # set by stop(): no new sessions or replies, clients are told to come back
+        self.relay = None  # backend/relay.py, with several replicas (state_url): set by the app
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -59,18 +61,20 @@ class Hub:
             for row in self.store.load(self.config.session_idle_s):
                 self.sessions[row["id"]] = Session.restore(row, self.config.max_history_turns)
             log.info("restored %d sessions", len(self.sessions))
-        self._reaper = self.loop.create_task(self._reap_forever())
+        self._reaper = self.loop.create_task(expiry.reap_forever(self))
 
     async def stop(self, timeout: float | None = None) -> None:
         """End every reply as cancelled, tell attached clients the server restarts, save all."""
         self.stopping = True
         if self._reaper:
             self._reaper.cancel()
+        for session in self.sessions.values():  # replies relayed from elsewhere go on there
+            if session.answering and session.reply.relayed:
+                session.reply.handed_off = True
         await self._end_replies(list(self.sessions.values()), timeout or self.config.shutdown_grace_s)
         restarting = p.error(p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon"))
-        for session in list(self.sessions.values()):
+        for session in list(self.sessions.values()):  # each was saved when it last changed
             self._deliver(session, restarting)
-            self._save(session)
             session.closed = True
         self.sessions.clear()
 
@@ -94,11 +98,36 @@ class Hub:
 
     def resume(self, session_id: str, token: str) -> Session:
         self._refuse_if_stopping()
-        session = self.sessions.get(session_id)
+        session = self._shared_copy(session_id) or self.sessions.get(session_id)
         # Compare in constant time, and say the same thing for every failure: no oracle.
         if session is None or not hmac.compare_digest(session.token.encode(), token.encode()):
             raise p.ProtocolError(p.ErrorCode.RESUME_REFUSED, "unknown or expired session, or wrong token")
         session.touch()
+        if self.relay is not None:
+            replicas.resumed(self, session)
+        return session
+
+    def on_control(self, action: str, session_id: str) -> None:
+        """A message from another replica (backend/replicas.py)."""
+        replicas.on_control(self, action, session_id)
+
+    def _shared_copy(self, session_id: str) -> Session | None:
+        """With a store shared by replicas, the stored session is the newest unless this replica
+        is the one using it (attached here, or answering here)."""
+        if self.store is None or not self.store.shared:
+            return None
+        here = self.sessions.get(session_id)
+        if here is not None and (here.outbox is not None or here.answering):
+            return None
+        try:
+            row = self.store.get(session_id)
+        except Exception:
+            log.exception("could not read session %s", session_id[:8])
+            return None
+        if row is None:
+            return None
+        session = Session.restore(row, self.config.max_history_turns)
+        self.sessions[session_id] = session
         return session
 
     def attach(self, session: Session, outbox: asyncio.Queue, last_seq: int | None = None) -> None:
@@ -193,12 +222,14 @@ class Hub:
             raise p.ProtocolError(p.ErrorCode.BUSY, "Joey is still answering; wait for reply_end or cancel",
                                   message_id)
         self.admission.check_capacity(len(self.replies), message_id)
-        self.admission.check_rate(session, message_id)
+        self.admission.check_rate(session, message_id, self.relay)
 
     def _start(self, session: Session, reply: Reply) -> None:
         session.reply = reply
         self.replies.add(reply)
         start = p.reply_start(self._next_seq(session), reply.message_id)
+        if self.relay is not None:
+            self._save(session)  # followers on other replicas read the user's turn from the store
         self._publish(session, {**start, "regenerate": True} if reply.regenerate else start)
         self.metrics.reply_started(len(self.replies), self.admission.queued(len(self.replies)))
         reply.task = asyncio.get_running_loop().create_task(self._generate(session, reply))
@@ -219,7 +250,7 @@ class Hub:
         except asyncio.CancelledError:
             outcome, finish = ReplyState.CANCELLED, "cancelled"
         except Exception:  # tokenizer, engine, anything: the reply fails, the session carries on
-            log.exception("generation failed for session %s", session.id[:8])
+            log.exception("generation failed for session %s", session.id[:8], extra={"session": session.id})
             self._deliver(session, self._error(p.ErrorCode.MODEL_ERROR, "Joey could not answer", reply.message_id))
         finally:
             if stream is not None:
@@ -244,6 +275,8 @@ class Hub:
         self.admission.reply_ended(time.monotonic() - reply.started)
         self.metrics.reply_ended(finish, tokens, len(self.replies))
         self._save(session)
+        if self.relay is not None:  # after the save: a follower reads the finished session
+            replicas.publish(self, session, end)
         self._deliver(session, end)
 
     async def _end_replies(self, sessions: list[Session], timeout: float) -> None:
@@ -255,7 +288,8 @@ class Hub:
             await asyncio.wait([r.task for r in live], timeout=timeout)
         for session in sessions:  # a generator that ignores cancellation cannot hold the session
             if session.answering:
-                log.error("reply of session %s did not stop within %.1f s", session.id[:8], timeout)
+                log.error("reply of session %s did not stop within %.1f s", session.id[:8], timeout,
+                          extra={"session": session.id})
                 self._finish(session, session.reply, ReplyState.CANCELLED, "cancelled")
 
     def _abort_orphan(self, session: Session) -> None:
@@ -279,6 +313,8 @@ class Hub:
     def _publish(self, session: Session, frame: dict) -> None:
         if frame["type"] in ("reply_start", "chunk") and session.reply is not None:
             session.reply.frames.append(frame)
+            if self.relay is not None:
+                replicas.publish(self, session, frame)
         self._deliver(session, frame)
 
     def _save(self, session: Session) -> None:
@@ -287,32 +323,11 @@ class Hub:
         try:
             self.store.save(session)
         except Exception:  # a full disk must not stop the conversation; the session lives on in memory
-            log.exception("could not save session %s", session.id[:8])
+            log.exception("could not save session %s", session.id[:8], extra={"session": session.id})
 
-    # --- expiry -------------------------------------------------------------------------------
+    # --- expiry (backend/expiry.py) ---------------------------------------------------------
     def reap(self) -> int:
-        """Forget detached, idle sessions: unused ones after fresh_session_idle_s, others after
-        session_idle_s. Returns how many."""
-        now = time.monotonic()
-        stale = [s for s in self.sessions.values() if s.outbox is None and not s.answering and
-                 now - s.last_active > (self.config.session_idle_s if s.used else self.config.fresh_session_idle_s)]
-        for session in stale:
-            session.closed = True
-            del self.sessions[session.id]
-            if self.store is not None and session.used:
-                try:
-                    self.store.delete(session.id)
-                except Exception:
-                    log.exception("could not delete session %s", session.id[:8])
-        self.metrics.sessions.set(len(self.sessions))
-        return len(stale)
-
-    async def _reap_forever(self) -> None:
-        shortest = min(self.config.session_idle_s, self.config.fresh_session_idle_s)
-        while True:
-            await asyncio.sleep(min(30.0, max(0.05, shortest / 4)))
-            if n := self.reap():
-                log.info("expired %d idle sessions", n)
+        return expiry.reap(self)
 
 
 def _reason(finish_reason) -> str:

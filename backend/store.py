@@ -25,7 +25,24 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 
+def session_row(session) -> dict:
+    """What a store keeps of a session (the same fields in SQLite and in Redis)."""
+    return {"id": session.id, "token": session.token, "user_name": session.user_name, "seq": session.seq,
+            "history": list(session.history), "answered": dict(session.answered)}
+
+
+def open_store(config):
+    """The configured store: Redis for ``state_url``, else SQLite at ``state_path``, else None."""
+    if config.state_url:
+        from backend.redis_store import RedisStore
+
+        return RedisStore(config.state_url, config.session_idle_s)
+    return SessionStore(config.state_path) if config.state_path else None
+
+
 class SessionStore:
+    shared = False  # one server per file: the hub loads every session at start
+
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path))
@@ -34,12 +51,12 @@ class SessionStore:
         self.db.execute(SCHEMA)
 
     def save(self, session) -> None:
-        answered = {k: v for k, v in session.answered.items() if v is not None}
+        row = session_row(session)
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session.id, session.token, session.user_name, session.seq, json.dumps(list(session.history)),
-                 json.dumps(answered), time.time()),
+                (row["id"], row["token"], row["user_name"], row["seq"], json.dumps(row["history"]),
+                 json.dumps(row["answered"]), time.time()),
             )
 
     def delete(self, session_id: str) -> None:
@@ -52,8 +69,17 @@ class SessionStore:
         with self.db:
             self.db.execute("DELETE FROM sessions WHERE updated_at < ?", (cutoff,))
         rows = self.db.execute("SELECT id, token, user_name, seq, history, answered, updated_at FROM sessions")
-        return [{"id": r[0], "token": r[1], "user_name": r[2], "seq": r[3], "history": json.loads(r[4]),
-                 "answered": json.loads(r[5]), "idle_s": time.time() - r[6]} for r in rows]
+        return [_row(r) for r in rows]
+
+    def get(self, session_id: str) -> dict | None:
+        r = self.db.execute("SELECT id, token, user_name, seq, history, answered, updated_at FROM sessions "
+                            "WHERE id = ?", (session_id,)).fetchone()
+        return _row(r) if r else None
 
     def close(self) -> None:
         self.db.close()
+
+
+def _row(r) -> dict:
+    return {"id": r[0], "token": r[1], "user_name": r[2], "seq": r[3], "history": json.loads(r[4]),
+            "answered": json.loads(r[5]), "idle_s": time.time() - r[6]}

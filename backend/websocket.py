@@ -50,7 +50,10 @@ class FramePacer:
 
 async def serve_connection(websocket: WebSocket, hub: Hub, config: Config) -> None:
     """Read frames until the client goes or the server closes; always ends, always detaches."""
-    endpoint = Endpoint(hub, websocket.client.host if websocket.client else None)
+    # Sessions are bounded per address, except where every client proved it holds the API key
+    # (a bridge such as `joey telegram --server` speaks for many people from one address).
+    address = websocket.client.host if websocket.client and not config.api_key else None
+    endpoint = Endpoint(hub, address)
     pacer = FramePacer(config.max_frames_per_s)
     sender = asyncio.create_task(_send_forever(websocket, endpoint.outbox, config.send_timeout_s, hub))
     receiving: asyncio.Future | None = None

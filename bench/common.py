@@ -9,36 +9,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-SHIPPED_BASE, SHIPPED_ADAPTER = ROOT / "weights" / "base", ROOT / "weights" / "joey-lora"
 
 
 @dataclass
 class ModelChoice:
+    name: str  # "mini", "smollm2", "tiny" or "given"
     base: str
     adapter: str | None
-    label: str  # "shipped weights: ...", "tiny random model (...)" or "given paths: ..."
+    label: str  # what the output says was measured
 
-    @property
-    def short(self) -> str:
-        return self.label.split(":")[0].split(" (")[0]
+
+def preset_model(name: str) -> ModelChoice:
+    """A preset's files; an adapter that is not there yet (still training) is left out, and said so."""
+    from model.presets import ensure_base, resolve
+
+    preset = resolve(name)
+    ensure_base(preset)
+    adapter = preset.adapter if preset.adapter and (Path(preset.adapter) / "adapter_config.json").is_file() else None
+    rel = lambda p: str(Path(p).relative_to(ROOT)) if Path(p).is_relative_to(ROOT) else p  # noqa: E731
+    label = f"{name}: {rel(preset.base)}" + (f" + {rel(adapter)}" if adapter else " (no adapter: none trained yet)")
+    return ModelChoice(name, preset.base, adapter, label)
 
 
 @contextlib.contextmanager
-def choose_model(base: str | None, adapter: str | None, force_tiny: bool = False):
-    """The model to benchmark: the given paths, else weights/ when present, else a tiny model in a temp dir."""
-    if base and not force_tiny:
-        yield ModelChoice(base, adapter or None, f"given paths: {base}" + (f" + {adapter}" if adapter else ""))
-        return
-    if not force_tiny and (SHIPPED_BASE / "model.safetensors").exists():
-        lora = str(SHIPPED_ADAPTER) if SHIPPED_ADAPTER.is_dir() else None
-        yield ModelChoice(str(SHIPPED_BASE), lora, "shipped weights: weights/base" + (" + weights/joey-lora" if lora else ""))
-        return
-    from tests.tiny_model import build_tiny_model
+def tiny_model():
+    """A tiny random model in a temp dir (bench/tiny_model.py), for smoke runs."""
+    from bench.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="joey-bench-") as tmp:
         b, a = build_tiny_model(Path(tmp))
-        yield ModelChoice(str(b), str(a), "tiny random model (tests/tiny_model.py: hidden 64, 2 layers, vocab ~400), "
-                                          "built in a temp dir because weights/base/model.safetensors is absent")
+        yield ModelChoice("tiny", str(b), str(a), "tiny random model (bench/tiny_model.py: hidden 64, 2 layers, vocab ~400)")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,18 +1,22 @@
-"""Run every benchmark: decode throughput (bench/engine.py) and the server end to end (bench/server.py).
+"""Benchmarks through the real server, against the naive baseline measured in the same run.
 
-    .venv/bin/python bench/run_all.py            # fuller counts (a few minutes)
-    .venv/bin/python bench/run_all.py --quick    # small counts, a CI smoke run
+    .venv/bin/python bench/run_all.py                  # both presets, N = 1, 8, 32, 64 (about 15 minutes)
+    .venv/bin/python bench/run_all.py --compile mini   # the same, mini's lean server with a compiled step
+    .venv/bin/python bench/run_all.py --quick --tiny   # a tiny random model, small counts: the smoke test
+    .venv/bin/python bench/run_all.py --only engine    # offline: the engine vs HF generate(), no server
 
-Uses weights/base + weights/joey-lora when weights/base/model.safetensors exists, else a tiny
-random model built in a temp dir (the output says which). Prints markdown tables and writes
-bench/out/engine.png, bench/out/server.png, bench/out/results.json and the summary plot
-docs/bench.png. Every comparison is against a baseline measured in the same run: read ratios.
+For each model: the lean server and the naive one (HF generate + TextIteratorStreamer, one
+request at a time) answer the same sessions (bench/server.py). Prints markdown tables, writes
+bench/out/results.json, bench/out/report.md and the plot (docs/bench.png by default). Read the
+ratios: both sides ran on the same machine in the same minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import platform
 import sys
@@ -22,88 +26,141 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repo root, not bench/
 
 from bench import engine, server, storm  # noqa: E402
-from bench.common import OUT, ROOT, choose_model, pyplot  # noqa: E402
+from bench.common import OUT, ROOT, ModelChoice, preset_model, pyplot, tiny_model  # noqa: E402
+
+# Issue 10's targets, as (what, N, key, kind, mini, smollm2): kind "ratio" is lean / naive
+# (at least), "ms" an absolute bound on the lean server (at most).
+TARGETS = [
+    ("1 session, tokens/s", 1, "tok_s_ratio", "ratio", 5, 3),
+    ("1 session, time to first token p50", 1, "ttfc_p50_ms", "ms", 15, 150),
+    ("32 sessions, aggregate tokens/s", 32, "tok_s_ratio", "ratio", 15, 15),
+    ("64 sessions, aggregate tokens/s", 64, "tok_s_ratio", "ratio", 20, 20),
+    ("32 sessions, inter-token gap p99", 32, "gap_p99_ms", "ms", 40, 150),
+]
+
+
+def targets_table(results: dict) -> str:
+    names = [n for n in results["models"] if "server" in results["models"][n]]
+    lines = ["| target | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for what, n, key, kind, *bounds in TARGETS:
+        cells = []
+        for name in names:
+            rows = {r["sessions"]: r for r in results["models"][name]["server"]["lean"]}
+            bound = bounds[1] if name == "smollm2" else bounds[0]
+            if n not in rows:
+                cells.append("not run")
+                continue
+            value = rows[n][key]
+            met = value >= bound if kind == "ratio" else value <= bound
+            shown = f"{value:.1f}x (>= {bound}x)" if kind == "ratio" else f"{value:.0f} ms (<= {bound} ms)"
+            cells.append(f"{shown} {'met' if met else '**missed**'}")
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def summary_plot(results: dict, path: Path) -> None:
     plt = pyplot()
-    count = ("engine" in results) + 2 * ("server" in results)
-    fig, axes = plt.subplots(1, count, figsize=(5.5 * count, 4.2), squeeze=False)
-    axes = list(axes[0])
-    if "engine" in results:
-        engine.plot_axes(axes.pop(0), results["engine"])
-    if "server" in results:
-        server.plot_axes(axes.pop(0), results["server"])
-        storm.plot_storm_axes(axes.pop(0), results["server"])
-    for ax in axes:
-        ax.remove()
-    fig.suptitle(f"Joey Chat benchmarks ({'quick' if results['quick'] else 'full'} run) on the {results['model']['short']}",
-                 fontsize=9)
+    fig, (ax_tps, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, r in results["models"].items():
+        if "server" in r:
+            server.plot_axes(ax_tps, ax_lat, r["server"], name)
+    ax_tps.set_title("Aggregate tokens/s through the server")
+    ax_lat.set_title("p99 latency: first chunk and gap between chunks")
+    fig.suptitle(f"Joey Chat: lean engine vs naive HF generate() server, same run ({results['started']})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
+def report(results: dict) -> str:
+    parts = [f"Run {results['started']} ({'quick' if results['quick'] else 'full'}), {results['seconds']:.0f} s; "
+             f"{results['machine']['cpus']} CPUs, torch {results['machine']['torch']}, load average "
+             f"{results['machine']['load_avg_start']:.1f} at start, {results['machine']['load_avg_end']:.1f} at end.\n"]
+    for name, r in results["models"].items():
+        parts.append(f"### {r['label']}\n")
+        if "server" in r:
+            s = r["server"]
+            parts.append(f"{s['messages']} messages per session at most, {s['seconds_per_level']:.0f} s per level, "
+                         f"{s['new_tokens']}-token greedy replies. Lean server ready after {s['lean_ready_s']:.1f} s, "
+                         f"naive after {s['naive_ready_s']:.1f} s.\n")
+            parts.append(server.ratio_table(s) + "\n")
+            parts.append(server.table(s) + "\n")
+            parts.append(storm.storm_table(s) + "\n")
+        if "engine" in r:
+            parts.append(engine.table(r["engine"]) + "\n")
+    if any("server" in r for r in results["models"].values()):
+        parts.append("### Targets (issue 10)\n\n" + targets_table(results) + "\n")
+    return "\n".join(parts)
+
+
+def sane(results: dict) -> list[str]:
+    """What makes a run unusable: errors, dropped sessions, no tokens, ratios that are not numbers."""
+    problems = []
+    for name, r in results["models"].items():
+        s = r.get("server")
+        if not s:
+            continue
+        for kind in ("lean", "naive"):
+            for row in s[kind]:
+                if row["errors"] or row["dropped"] or row["tokens"] <= 0:
+                    problems.append(f"{name} {kind} {row['sessions']} sessions: errors {row['errors']}, "
+                                    f"dropped {row['dropped']}, tokens {row['tokens']}")
+        problems += [f"{name}: ratio at {row['sessions']} sessions is {row['tok_s_ratio']}"
+                     for row in s["lean"] if not math.isfinite(row["tok_s_ratio"])]
+        if not s["storm"]["server_ready_after"]:
+            problems.append(f"{name}: the server died in the storm")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, for a CI smoke run")
-    parser.add_argument("--base-model", help="base model directory (default: weights/base if present, else a tiny model)")
-    parser.add_argument("--adapter", help="LoRA adapter directory (default: weights/joey-lora with weights/base)")
-    parser.add_argument("--tiny", action="store_true", help="use the tiny random test model even if weights/ exists")
-    parser.add_argument("--only", choices=["engine", "server"], help="run just one of the two")
-    parser.add_argument("--out", type=Path, default=OUT, help="folder for plots and results.json (default bench/out)")
-    parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png",
-                        help="where the one summary plot goes ('' to skip)")
+    parser.add_argument("--quick", action="store_true", help="small counts and levels 1 and 4, for a smoke run")
+    parser.add_argument("--tiny", action="store_true", help="a tiny random model instead of the presets")
+    parser.add_argument("--preset", action="append", choices=["mini", "smollm2"],
+                        help="which presets (repeatable; default both)")
+    parser.add_argument("--only", choices=["engine", "server"], default="server",
+                        help="server (default): through the real server; engine: offline vs HF generate()")
+    parser.add_argument("--levels", default="", help="comma-separated session counts (default 1,8,32,64; quick 1,4)")
+    parser.add_argument("--compile", default="", help="comma-separated models whose lean server compiles its "
+                        "decode step (e.g. 'mini'; 'tiny' for the smoke model)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json and report.md")
+    parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png", help="where the plot goes")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args.out.mkdir(parents=True, exist_ok=True)
+    levels = [int(x) for x in args.levels.split(",") if x] or ([1, 4] if args.quick else [1, 8, 32, 64])
     started = time.time()
 
     import torch
 
-    with choose_model(args.base_model, args.adapter, force_tiny=args.tiny) as model:
-        print(f"# Joey Chat benchmarks ({'quick' if args.quick else 'full'} run)\n")
-        print(f"Model: {model.label}")
-        print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-              f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f} at start\n", flush=True)
-        results = {"quick": args.quick, "model": {"label": model.label, "short": model.short, "base": model.base, "adapter": model.adapter},
-                   "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "load_avg_start": os.getloadavg()[0]},
-                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        if args.only in (None, "engine"):
-            results["engine"] = engine.run(model.base, model.adapter, quick=args.quick)
-            engine.plot(results["engine"], args.out / "engine.png")
-        if args.only in (None, "server"):
-            results["server"] = server.run(model.base, model.adapter, quick=args.quick)
-            server.plot(results["server"], args.out / "server.png")
-
+    results = {"quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": {},
+               "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+                           "load_avg_start": os.getloadavg()[0]}}
+    with contextlib.ExitStack() as stack:
+        choices: list[ModelChoice] = [stack.enter_context(tiny_model())] if args.tiny else \
+            [preset_model(p) for p in (args.preset or ["mini", "smollm2"])]
+        for model in choices:
+            print(f"\n# {model.label}", flush=True)
+            entry = results["models"][model.name] = {"label": model.label, "base": model.base, "adapter": model.adapter}
+            if args.only == "engine":
+                entry["engine"] = engine.run(model.base, model.adapter, quick=args.quick)
+            else:
+                entry["server"] = server.run(model.base, model.adapter, quick=args.quick, levels=levels,
+                                             lean_options=["--compile"] if model.name in args.compile.split(",") else [])
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
-    if "engine" in results:
-        e = results["engine"]
-        print(f"\n## Decode throughput: lean engine vs HF generate() ({e['new_tokens']} new tokens per request, "
-              f"prompts {e['prompt_tokens'][0]}-{e['prompt_tokens'][1]} tokens, median of {e['reps']})\n")
-        print(engine.table(e))
-    if "server" in results:
-        s = results["server"]
-        print(f"\n## Server end to end ({s['messages']} messages per session, {s['new_tokens']}-token replies)\n")
-        print(server.table(s))
-        print(f"\n## Bad-input storm ({s['storm']['sessions']} chatters, one flooding connection)\n")
-        print(storm.storm_table(s))
+    text = report(results)
+    print("\n" + text)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    if str(args.summary_plot) not in ("", "."):
+    (args.out / "report.md").write_text(text)
+    if args.only == "server" and str(args.summary_plot) not in ("", "."):
         args.summary_plot.parent.mkdir(parents=True, exist_ok=True)
         summary_plot(results, args.summary_plot)
-    print(f"\nWrote {args.out}/results.json and plots in {args.out}"
-          + (f" and {args.summary_plot}" if str(args.summary_plot) not in ("", ".") else "")
-          + f"; {results['seconds']:.0f} s in all.")
-    failed = False
-    if "server" in results:
-        s = results["server"]
-        chats = [*s["rows"], s["storm"]["calm"], *(ph["level"] for ph in s["storm"]["phases"])]
-        failed = any(r["dropped"] or r["errors"] for r in chats) or not s["storm"]["server_ready_after"]
-        if failed:
-            print("FAILED: some chat sessions had errors or dropped connections, or the server died (see the tables)")
-    return 1 if failed else 0
+    print(f"Wrote {args.out}/results.json, {args.out}/report.md; {results['seconds']:.0f} s in all.")
+    if problems := sane(results):
+        print("FAILED:\n" + "\n".join(problems))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,25 +1,23 @@
-"""End to end: a real ``joey serve`` (uvicorn, own process) on a loopback port, N WebSocket chatters.
+"""End to end through the real server: N concurrent WebSocket sessions against two servers.
 
-Each of N concurrent sessions (JoeyClient over WebSocketTransport) sends M messages one after
-another. Per message: time to first chunk and full-reply latency, from the moment ``ask`` is
-called. Per level: aggregate generated tokens/s (``reply_end.tokens`` summed over the level's
-wall time), errors and dropped connections. Baseline: N=1 in the same run, so the table shows
-ratios.
+Both servers are the real app (bench/serve.py: create_app under uvicorn, in its own process);
+they differ only in the generator behind the hub:
 
-Bad-input storm: K chatters talk alone (baseline), then while a separate process floods one
-connection with malformed frames (bad JSON, wrong types, unknown types, too-long messages,
-binary junk), at a fixed rate and flat out (as fast as the server answers, at most 256
-unanswered). Reported: the chatters' latency ratio storm / calm, how many bad frames the server
-answered, and whether any connection dropped.
+- ``lean``: the engine (continuous batching, bf16 where it wins, chunked prefill);
+- ``naive``: HF ``generate()`` + ``TextIteratorStreamer``, one request at a time (bench/naive.py).
 
-The server runs with greedy decoding and ``min_new_tokens = max_new_tokens`` so every reply has
-the same length, a rate limit high enough not to interfere, and no session store.
+Per level N (1, 8, 32, 64): time to first chunk p50/p99, gap between chunks p50/p99, aggregate
+tokens/s, and the server's RSS (resident memory, read from /proc after the level). Ratios are
+lean / naive at the same N in the same run. Each level is bounded in time, so a slow server
+answers fewer messages instead of running for ever.
+
+Bad-input storm (lean server only): K chatters talk alone, then while a separate process floods
+one connection with malformed frames; reported as the latency ratio storm / calm.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -29,14 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script (the flooder subprocess): make the repo importable
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.chatters import chat_level  # noqa: E402
-from bench.common import ROOT, fmt, markdown_table, pyplot, ratio  # noqa: E402
-from bench.storm import plot_storm_axes, rate_name, storm_level  # noqa: E402
-
-
+from bench.chatters import chat_level
+from bench.common import ROOT, fmt, markdown_table, ratio
+from bench.storm import rate_name, storm_level
 
 
 def free_port() -> int:
@@ -46,17 +39,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m backend.cli serve`` as a child process, waited on until /readyz says ready."""
+    """``bench/serve.py`` as a child process, waited on until /readyz says ready."""
 
-    def __init__(self, base: str, adapter: str | None, new_tokens: int, max_batch: int):
-        self.port = free_port()
-        self.args = [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                     "--base-model", base, "--adapter", adapter or "", "--state-path", "", "--max-batch", str(max_batch),
-                     "--engine-threads", "1", "--temperature", "0", "--repetition-penalty", "1",
-                     "--max-new-tokens", str(new_tokens), "--min-new-tokens", str(new_tokens),
-                     "--rate-limit-messages", "1000000", "--max-connections", "10000", "--log-level", "warning"]
+    def __init__(self, kind: str, base: str, adapter: str | None, new_tokens: int, max_batch: int,
+                 extra: list[str] = (), start_timeout: float = 600):
+        self.kind, self.port, self.start_timeout = kind, free_port(), start_timeout
+        self.args = [sys.executable, str(ROOT / "bench" / "serve.py"), "--kind", kind, "--port", str(self.port),
+                     "--base", base, "--adapter", adapter or "", "--new-tokens", str(new_tokens),
+                     "--max-batch", str(max_batch), *extra]
         self.proc: subprocess.Popen | None = None
         self.log = tempfile.TemporaryFile()
+        self.ready_after_s = float("nan")
 
     @property
     def url(self) -> str:
@@ -71,107 +64,117 @@ class ServerProcess:
         except httpx.HTTPError:
             return None
 
+    def rss_mb(self) -> dict:
+        """Resident memory now and at its peak (VmHWM), in MiB."""
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+        return {"rss_mb": fields.get("VmRSS", 0.0), "peak_rss_mb": fields.get("VmHWM", 0.0)}
+
     def __enter__(self) -> "ServerProcess":
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        started = time.monotonic()
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
         while self.readyz() is None:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.proc.poll() is not None or time.monotonic() - started > self.start_timeout:
                 self.log.seek(0)
-                raise RuntimeError(f"server did not start:\n{self.log.read().decode(errors='replace')[-3000:]}")
+                self.__exit__()
+                raise RuntimeError(f"{self.kind} server did not start:\n{self.log.read().decode(errors='replace')[-3000:]}")
             time.sleep(0.1)
+        self.ready_after_s = time.monotonic() - started
         return self
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
 
 
-def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32), messages: int | None = None,
-        new_tokens: int | None = None, storm_sessions: int | None = None, storm_rates=None, log=print) -> dict:
-    messages = messages or (1 if quick else 5)
-    new_tokens = new_tokens or (8 if quick else 48)
-    storm_sessions = storm_sessions or (4 if quick else 8)
-    storm_rates = storm_rates if storm_rates is not None else ((0.0,) if quick else (100.0, 0.0))
-    timeout = 120.0 if quick else 600.0
-    log(f"server bench: joey serve in its own process, {messages} message(s) per session, "
-        f"{new_tokens} tokens per reply, greedy, engine batch {max(levels)}")
-    with ServerProcess(base, adapter, new_tokens, max_batch=max(levels)) as server:
-        asyncio.run(chat_level(server.url, 2, 1, timeout))  # warm-up, not reported
-        rows = []
-        for n in levels:
-            row = asyncio.run(chat_level(server.url, n, messages, timeout))
-            rows.append(row)
-            log(f"  {n} session(s): {row['replies']} replies, {row['tok_s']:.0f} tok/s, first chunk p50 "
-                f"{row['ttfc_p50_ms']:.0f} ms, errors {row['errors']}, dropped {row['dropped']}")
-        base_row = rows[0]
-        for row in rows:
-            row["ttfc_ratio"] = ratio(row["ttfc_p50_ms"], base_row["ttfc_p50_ms"])
-            row["full_ratio"] = ratio(row["full_p50_ms"], base_row["full_p50_ms"])
-            row["tok_s_ratio"] = ratio(row["tok_s"], base_row["tok_s"])
-        calm = asyncio.run(chat_level(server.url, storm_sessions, messages, timeout))
-        log(f"  calm: {storm_sessions} chatters, full reply p50 {calm['full_p50_ms']:.0f} ms")
-        phases = []
-        for rate in storm_rates:
-            level, flooder = asyncio.run(storm_level(server.url, storm_sessions, messages, timeout, rate))
-            phases.append({"rate": rate, "level": level, "flooder": flooder,
-                           "full_ratio": ratio(level["full_p50_ms"], calm["full_p50_ms"]),
-                           "ttfc_ratio": ratio(level["ttfc_p50_ms"], calm["ttfc_p50_ms"])})
-            log(f"  {rate_name(rate)}: full reply p50 {level['full_p50_ms']:.0f} ms (x{phases[-1]['full_ratio']:.2f}); "
-                f"flooder sent {flooder['sent']} bad frames, {flooder['received']} answered "
-                f"({flooder.get('answered_per_s', 0):.0f}/s), closed: {flooder['closed']}")
-        alive = server.readyz() is not None
-    storm = {"sessions": storm_sessions, "calm": calm, "phases": phases, "server_ready_after": alive}
-    return {"messages": messages, "new_tokens": new_tokens, "rows": rows, "storm": storm}
+def run_levels(server: ServerProcess, levels, messages: int, seconds: float, grace: float, log=print) -> list[dict]:
+    asyncio.run(chat_level(server.url, 2, 1, seconds, grace))  # warm-up, not reported
+    rows = []
+    for n in levels:
+        row = asyncio.run(chat_level(server.url, n, messages, seconds, grace))
+        row.update(server.rss_mb())
+        rows.append(row)
+        log(f"  {server.kind} {n:>2} session(s): {row['replies']} replies, {row['tok_s']:.0f} tok/s, first chunk p50 "
+            f"{row['ttfc_p50_ms']:.0f} ms, gap p99 {row['gap_p99_ms']:.0f} ms, RSS {row['rss_mb']:.0f} MiB, "
+            f"errors {row['errors']}, dropped {row['dropped']}")
+    return rows
+
+
+def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 64), lean_options: list[str] = (),
+        log=print) -> dict:
+    messages = 2 if quick else 4
+    new_tokens = 8 if quick else 32
+    seconds = 6.0 if quick else 25.0
+    grace = 30.0  # then replies still waiting are cancelled (only the naive server gets there)
+    storm_sessions = 4
+    log(f"server bench: {messages} message(s) per session at most, {seconds:.0f} s per level, {new_tokens}-token "
+        f"replies, greedy; lean engine batch {max(levels)} {' '.join(lean_options)}")
+    result = {"messages": messages, "new_tokens": new_tokens, "seconds_per_level": seconds, "grace_s": grace,
+              "levels": list(levels),
+              "lean_options": list(lean_options)}
+    with ServerProcess("lean", base, adapter, new_tokens, max(levels), lean_options) as server:
+        result["lean_ready_s"] = server.ready_after_s
+        result["lean"] = run_levels(server, levels, messages, seconds, grace, log)
+        calm = asyncio.run(chat_level(server.url, storm_sessions, messages, seconds))
+        level, flooder = asyncio.run(storm_level(server.url, storm_sessions, messages, seconds, 0.0))
+        result["storm"] = {"sessions": storm_sessions, "calm": calm, "server_ready_after": server.readyz() is not None,
+                           "phases": [{"rate": 0.0, "level": level, "flooder": flooder,
+                                       "full_ratio": ratio(level["full_p50_ms"], calm["full_p50_ms"]),
+                                       "ttfc_ratio": ratio(level["ttfc_p50_ms"], calm["ttfc_p50_ms"])}]}
+        log(f"  storm ({rate_name(0.0)}): full reply p50 x{result['storm']['phases'][0]['full_ratio']:.2f} vs calm; "
+            f"flooder sent {flooder['sent']}, {flooder['received']} answered, closed: {flooder['closed']}")
+    with ServerProcess("naive", base, adapter, new_tokens, max(levels)) as server:
+        result["naive_ready_s"] = server.ready_after_s
+        result["naive"] = run_levels(server, levels, messages, seconds, grace, log)
+    for ours, naive in zip(result["lean"], result["naive"]):
+        ours["tok_s_ratio"] = ratio(ours["tok_s"], naive["tok_s"])
+        ours["ttfc_ratio"] = ratio(naive["ttfc_p50_ms"], ours["ttfc_p50_ms"])
+    return result
 
 
 def table(result: dict) -> str:
-    headers = ["sessions", "replies", "first chunk p50 ms", "p95 ms", "full reply p50 ms", "p95 ms",
-               "tokens/s", "errors", "dropped", "first chunk ratio", "full reply ratio", "tokens/s ratio"]
-    rows = [[str(r["sessions"]), str(r["replies"]), r["ttfc_p50_ms"], r["ttfc_p95_ms"], r["full_p50_ms"], r["full_p95_ms"],
-             r["tok_s"], str(r["errors"]), str(r["dropped"]), fmt(r["ttfc_ratio"], 2), fmt(r["full_ratio"], 2),
-             fmt(r["tok_s_ratio"], 2)] for r in result["rows"]]
-    return markdown_table(headers, rows) + "\n\nRatios are against the 1-session row of the same run."
+    headers = ["sessions", "server", "replies", "unfinished", "first chunk p50 ms", "p99 ms", "chunk gap p50 ms",
+               "p99 ms", "tokens/s", "RSS MiB", "errors", "dropped"]
+    rows = []
+    for ours, naive in zip(result["lean"], result["naive"]):
+        for name, r in (("lean", ours), ("naive", naive)):
+            rows.append([str(r["sessions"]), name, str(r["replies"]), str(r["unfinished"]), r["ttfc_p50_ms"],
+                         r["ttfc_p99_ms"], r["gap_p50_ms"], r["gap_p99_ms"], r["tok_s"], r["rss_mb"],
+                         str(r["errors"]), str(r["dropped"])])
+    return markdown_table(headers, rows)
 
 
-def plot_axes(ax, result: dict) -> None:
-    rows = result["rows"]
-    xs = [r["sessions"] for r in rows]
-    ax.plot(xs, [r["ttfc_p50_ms"] for r in rows], "o-", label="first chunk p50")
-    ax.plot(xs, [r["full_p50_ms"] for r in rows], "s-", label="full reply p50")
-    ax.plot(xs, [r["full_p95_ms"] for r in rows], "s--", label="full reply p95")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(xs, [str(x) for x in xs])
-    ax.set_xlabel("concurrent WebSocket sessions")
-    ax.set_ylabel("ms")
-    ax.set_title(f"Server latency ({result['new_tokens']}-token replies)")
-    ax.legend(fontsize=8)
+def ratio_table(result: dict) -> str:
+    headers = ["sessions", "tokens/s lean / naive", "first chunk p50: naive / lean", "lean chunk gap p99 ms",
+               "naive chunk gap p99 ms"]
+    rows = [[str(o["sessions"]), fmt(o["tok_s_ratio"], 1) + "x", fmt(o["ttfc_ratio"], 1) + "x", o["gap_p99_ms"],
+             n["gap_p99_ms"]] for o, n in zip(result["lean"], result["naive"])]
+    return markdown_table(headers, rows)
 
 
-def plot_tps_axes(ax, result: dict) -> None:
-    rows = result["rows"]
-    xs = range(len(rows))
-    ax.bar(list(xs), [r["tok_s"] for r in rows], 0.6, color="tab:green")
-    for x, r in zip(xs, rows):
-        ax.annotate(f"x{r['tok_s_ratio']:.2f}", (x, r["tok_s"]), ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(list(xs), [str(r["sessions"]) for r in rows])
-    ax.set_xlabel("concurrent WebSocket sessions")
-    ax.set_ylabel("aggregate tokens/s")
-    ax.set_title("Server throughput (ratio vs 1 session)")
-
-
-def plot(result: dict, path) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    plot_axes(axes[0], result)
-    plot_tps_axes(axes[1], result)
-    plot_storm_axes(axes[2], result)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def plot_axes(ax_tps, ax_lat, result: dict, label: str) -> None:
+    xs = result["levels"]
+    for kind, marker in (("lean", "o"), ("naive", "s")):
+        rows = result[kind]
+        ax_tps.plot(xs, [r["tok_s"] for r in rows], marker=marker, linestyle="-", label=f"{label} {kind}")
+        ax_lat.plot(xs, [r["ttfc_p99_ms"] for r in rows], marker=marker, linestyle="-",
+                    label=f"{label} {kind} first chunk p99")
+        ax_lat.plot(xs, [r["gap_p99_ms"] for r in rows], marker=marker, linestyle=":", label=f"{label} {kind} gap p99")
+    for ax in (ax_tps, ax_lat):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("concurrent WebSocket sessions")
+        ax.legend(fontsize=7)
+    ax_tps.set_ylabel("aggregate tokens/s")
+    ax_lat.set_ylabel("ms (log)")
+    ax_lat.set_yscale("log")

@@ -10,22 +10,20 @@
   dimensions always are) and one for 2..max_batch rows. Per-bucket static graphs were the other
   option; they cost one compile per bucket and pad every step up to its bucket.
 * ``warm_up`` runs those graphs once on the engine thread, before the server says it is ready.
-  Inductor's on-disk cache (``var/inductor-cache``) makes a second start much faster.
+  Inductor's on-disk cache (``/tmp/torchinductor_$USER``, or ``$TORCHINDUCTOR_CACHE_DIR``)
+  makes a second start much faster.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 log = logging.getLogger("joey.compiled")
 
-ROOT = Path(__file__).resolve().parent.parent
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -84,12 +82,12 @@ class _Step(nn.Module):
 
 def compile_decode(lean) -> None:
     """Put a compiled decode step on ``lean`` (it compiles lazily: call :func:`warm_up`)."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(ROOT / "var" / "inductor-cache"))
     import torch._inductor.config as inductor
 
     inductor.freezing = True
     compiled = torch.compile(_Step(lean), dynamic=False)
-    lean.packed = None  # freezing packs its own copy; the eager one would only cost memory
+    # Freezing packs its own copy of the weights; the eager packed copy stays, for the prefill
+    # (about 2x plain bf16 matmul for a few rows, measured in a profile of 32 sessions).
 
     def step(tokens, positions, mask, k_caches, v_caches):
         if tokens.shape[0] > 1:

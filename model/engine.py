@@ -59,14 +59,18 @@ class _Request:
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
                  max_batch: int, threads: int = 1, prefill_chunk: int = 64, sentence_holdback: int = 16,
-                 warmup=None):
+                 warmup=None, prefix: list[int] = ()):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
         # Per slot: which tokens the prompt or reply already holds (for the repetition penalty).
         self._seen = torch.zeros(model.max_slots, model.vocab_size, dtype=torch.bool)
         # The engine thread decodes with its own copy: a fast tokenizer is not safe to share.
         self._tokenizer = copy.deepcopy(tokenizer)
-        self.max_batch = min(max_batch, model.max_slots)
+        # Every prompt starts the same way (the system message): its keys and values are computed
+        # once, into the last slot, and copied into each new request's slot instead of recomputed.
+        self.prefix = list(prefix) if prefix and model.max_slots > max_batch else []
+        self._prefix_slot = model.max_slots - 1
+        self.max_batch = min(max_batch, model.max_slots - bool(self.prefix))
         self.threads, self.prefill_chunk, self.sentence_holdback = threads, prefill_chunk, sentence_holdback
         self._warmup = warmup  # run on the engine thread before it takes requests (compiling)
         self._inbox: queue.Queue = queue.Queue()
@@ -140,6 +144,8 @@ class Engine:
             with torch.inference_mode():
                 if self._warmup is not None:
                     self._warmup()
+                if self.prefix:
+                    self.model.prefill(self._prefix_slot, self.prefix)
                 self._warm.set()
                 self._loop()
         except BaseException as exc:  # keep the reason for /readyz, fail everyone cleanly
@@ -188,6 +194,10 @@ class Engine:
         budget = None if not self._active else self.prefill_chunk
         while self._waiting and len(self._active) < self.max_batch and (budget is None or budget > 0):
             req, slot = self._waiting[0], len(self._active)
+            if not req.prefilled and self.prefix and req.prompt[:len(self.prefix)] == self.prefix \
+                    and len(req.prompt) > len(self.prefix):
+                self.model.move_slot(self._prefix_slot, slot, len(self.prefix))
+                req.prefilled = len(self.prefix)
             take = len(req.prompt) - req.prefilled if budget is None else min(budget, len(req.prompt) - req.prefilled)
             try:
                 logits = self.model.prefill(slot, req.prompt[req.prefilled:req.prefilled + take], start=req.prefilled)

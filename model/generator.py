@@ -83,6 +83,14 @@ def missing_model(*names: str | None) -> str | None:
     return None
 
 
+def shared_prefix(tokenizer, context: int) -> list[int]:
+    """The tokens every prompt starts with (the system message, for ChatML): what two prompts
+    of different speakers and text have in common."""
+    a = build_prompt(tokenizer, [Turn("Ross", "Hi.")], context)
+    b = build_prompt(tokenizer, [Turn("Monica", "Why?")], context)
+    return a[:next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
+
+
 class JoeyGenerator:
     def __init__(self, engine: Engine, tokenizer, context: int, bot_name: str = BOT_NAME):
         self.engine, self.tokenizer, self.context, self.bot_name = engine, tokenizer, context, bot_name
@@ -113,13 +121,13 @@ class JoeyGenerator:
         model.eval()
         context = min(context or model.config.max_position_embeddings, model.config.max_position_embeddings)
         chosen = choose_dtype(dtype, model, max_batch)
-        lean = LeanLlama(model, max_slots=max_batch, max_len=context, dtype=chosen)
+        lean = LeanLlama(model, max_slots=max_batch + 1, max_len=context, dtype=chosen)  # + the prefix slot
         del model  # the lean copy is all that serving needs
         if compile:
             compile_decode(lean)
         engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch, threads,
                         prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
-                        warmup=lambda: warm_up(lean, max_batch))
+                        warmup=lambda: warm_up(lean, max_batch), prefix=shared_prefix(tokenizer, context))
         log.info("loaded %s%s: %d-token context, batch %d, %s%s, KV cache %.0f MB", base,
                  f" + {adapter}" if adapter else "", context, max_batch, chosen, ", compiled" if compile else "",
                  lean.cache_bytes() / 2**20)

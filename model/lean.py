@@ -72,7 +72,7 @@ class LeanLlama:
         self.max_slots = max_slots
         self.net = _Net(hf_model, dtype)
         # oneDNN's pre-packed bf16 weights: about 2x plain bf16 matmul for one row on this CPU.
-        # None in fp32 (MKL is fine there) and once a compiled step owns the packing (freezing).
+        # None in fp32 (MKL is fine there). A compiled step packs its own (inductor freezing).
         self.packed: dict | None = self._pack() if dtype == torch.bfloat16 else None
         rope = cfg.rope_parameters if getattr(cfg, "rope_parameters", None) else {}
         theta = rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))
@@ -104,34 +104,38 @@ class LeanLlama:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed[key], None, "none", [], "")
         return torch.nn.functional.linear(x, weight)
 
-    def _layer(self, i: int, layer, x, positions, k_cache, v_cache, first: int, span: int, mask):
-        """One decoder layer for queries ``x`` (b, t, hidden) at ``positions`` (b, t).
-
-        Writes the new keys/values into slots ``first..first+b-1`` and attends to their first
-        ``span`` cache positions under ``mask`` (b, 1, t, span; True = hidden).
-        """
+    def _forward(self, x, positions, mask, k_caches, v_caches, first: int) -> torch.Tensor:
+        """All layers for queries ``x`` (b, t, hidden) at ``positions`` (b, t), in slots
+        ``first..first+b-1``, attending to their first ``span`` cache positions under ``mask``
+        (b, 1, t, span; True = hidden). What every layer shares is computed once, here."""
         b, t, _ = x.shape
-        rows = torch.arange(first, first + b)
-        qkv = self._linear(_rms_norm(x, layer.attn_norm, self.eps), (i, "qkv"), layer.qkv)
-        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
-        q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
+        span = mask.shape[-1]
         cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
-        q = q.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
-        k = k.view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
-        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
-        v = v.view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
-        # Write into the cache in place: flat row index (slot, kv head, position).
-        flat = ((rows.view(b, 1, 1) * self.n_kv + torch.arange(self.n_kv).view(1, -1, 1)) * self.max_len
-                + positions.view(b, 1, t)).reshape(-1)
-        k_cache.view(-1, self.head_dim).index_copy_(0, flat, k.reshape(-1, self.head_dim))
-        v_cache.view(-1, self.head_dim).index_copy_(0, flat, v.reshape(-1, self.head_dim))
+        # Flat row (slot, kv head, position) of each new key/value in a cache viewed as (-1, head_dim).
+        rows = torch.arange(first, first + b).view(b, 1, 1) * self.n_kv + torch.arange(self.n_kv).view(1, -1, 1)
+        flat = (rows * self.max_len + positions.view(b, 1, t)).reshape(-1)
+        # Grouped-query attention: the query heads that share a KV head become extra query rows,
+        # so the mask repeats per group; additive, so scaling and masking are one op.
+        bias = torch.zeros(mask.shape).masked_fill(mask, float("-inf")).repeat(1, 1, self.group, 1)
+        for i, layer in enumerate(self.net.layers):
+            x = self._layer(i, layer, x, cos, sin, flat, bias, k_caches[i], v_caches[i], first, span)
+        return x
+
+    def _layer(self, i: int, layer, x, cos, sin, flat, bias, k_cache, v_cache, first: int, span: int):
+        b, t, _ = x.shape
+        hd, heads = self.head_dim, self.n_heads + self.n_kv
+        qkv = self._linear(_rms_norm(x, layer.attn_norm, self.eps), (i, "qkv"), layer.qkv)
+        qk, v = qkv.split([heads * hd, self.n_kv * hd], dim=-1)
+        qk = qk.view(b, t, heads, hd).transpose(1, 2)
+        qk = qk * cos + _rotate_half(qk) * sin  # rotary embedding on queries and keys at once
+        q, k = qk.split([self.n_heads, self.n_kv], dim=1)
+        k_cache.view(-1, hd).index_copy_(0, flat, k.reshape(-1, hd))
+        v_cache.view(-1, hd).index_copy_(0, flat, v.view(b, t, self.n_kv, hd).transpose(1, 2).reshape(-1, hd))
         keys, values = k_cache[first:first + b, :, :span], v_cache[first:first + b, :, :span]
-        # Grouped-query attention: the query heads sharing a KV head become extra query rows.
-        q = q.reshape(b, self.n_kv, self.group * t, self.head_dim)
-        scores = (q @ keys.transpose(-1, -2)).float() * (self.head_dim ** -0.5)
-        scores = scores.masked_fill(mask.repeat(1, 1, self.group, 1), float("-inf"))
-        attn = (torch.softmax(scores, dim=-1).to(self.dtype) @ values)
-        attn = attn.view(b, self.n_heads, t, self.head_dim).transpose(1, 2).reshape(b, t, -1)
+        scores = torch.add(bias, (q.reshape(b, self.n_kv, self.group * t, hd) @ keys.transpose(-1, -2)).float(),
+                           alpha=hd ** -0.5)
+        attn = torch.softmax(scores, dim=-1).to(self.dtype) @ values
+        attn = attn.view(b, self.n_heads, t, hd).transpose(1, 2).reshape(b, t, -1)
         x = x + self._linear(attn, (i, "o"), layer.o)
         h = self._linear(_rms_norm(x, layer.mlp_norm, self.eps), (i, "gate_up"), layer.gate_up)
         gate, up = h.split(self.intermediate, dim=-1)
@@ -149,18 +153,14 @@ class LeanLlama:
         if not (0 < t and start + t < self.max_len - 1):
             raise ValueError(f"prompt of {start + t} tokens does not fit the {self.max_len}-token context")
         positions = torch.arange(start, start + t).unsqueeze(0)
-        span = start + t
-        mask = (torch.arange(span).unsqueeze(0) > positions.view(t, 1)).view(1, 1, t, span)
+        mask = (torch.arange(start + t).unsqueeze(0) > positions.view(t, 1)).view(1, 1, t, start + t)
         x = self.net.embed[torch.tensor(ids)].unsqueeze(0)
-        for i, layer in enumerate(self.net.layers):
-            x = self._layer(i, layer, x, positions, self.k_cache[i], self.v_cache[i], slot, span, mask)
+        x = self._forward(x, positions, mask, self.k_cache, self.v_cache, slot)
         return self._logits(x[0, -1])
 
     def decode_step(self, tokens, positions, mask, k_caches, v_caches):
-        b, span = tokens.shape[0], mask.shape[-1]
-        x = self.net.embed[tokens].unsqueeze(1)
-        for i, layer in enumerate(self.net.layers):
-            x = self._layer(i, layer, x, positions.view(b, 1), k_caches[i], v_caches[i], 0, span, mask)
+        b = tokens.shape[0]
+        x = self._forward(self.net.embed[tokens].unsqueeze(1), positions.view(b, 1), mask, k_caches, v_caches, 0)
         return self._logits(x[:, 0])
 
     @torch.inference_mode()

@@ -1,7 +1,8 @@
-"""Regenerate tests/golden.json: greedy replies of the shipped weights to fixed prompts.
+"""Regenerate tests/golden.json: greedy replies of each preset's shipped weights to fixed prompts.
 
 Run after retraining (`.venv/bin/python scripts/make_golden.py`) and review the diff: the golden
-test fails whenever the weights, the prompt builder or the decoding change the output.
+test fails whenever the weights, the prompt builder or the decoding change the output. Decoding
+runs in fp32 so the text does not depend on which dtype the engine would pick on this CPU.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model.generator import JoeyGenerator  # noqa: E402
+from model.presets import PRESETS, ensure_base  # noqa: E402
 from model.prompt import Turn  # noqa: E402
 from model.sampling import GREEDY  # noqa: E402
 
@@ -25,6 +27,13 @@ PROMPTS = [
     ("Friend", "I got a new job at the museum!"),
     ("Monica", "Who ate all the food in my fridge?"),
 ]
+GOLDEN_DTYPE = "fp32"
+
+
+def load(preset_name: str) -> JoeyGenerator:
+    preset = PRESETS[preset_name]
+    ensure_base(preset)
+    return JoeyGenerator.load(preset.base, preset.adapter, max_batch=4, dtype=GOLDEN_DTYPE)
 
 
 async def replies(gen: JoeyGenerator) -> list[str]:
@@ -35,16 +44,18 @@ async def replies(gen: JoeyGenerator) -> list[str]:
 
 
 def main() -> None:
-    gen = JoeyGenerator.load(str(ROOT / "weights/base"), str(ROOT / "weights/joey-lora"), max_batch=4)
-    gen.start()
-    try:
-        got = asyncio.run(replies(gen))
-    finally:
-        gen.stop()
-    cases = [{"speaker": s, "text": t, "reply": r} for (s, t), r in zip(PROMPTS, got)]
-    (ROOT / "tests/golden.json").write_text(json.dumps(cases, indent=1, ensure_ascii=False) + "\n")
-    for case in cases:
-        print(f"{case['speaker']}: {case['text']}\n  Joey: {case['reply']}")
+    golden = {}
+    for name in PRESETS:
+        gen = load(name)
+        gen.start()
+        try:
+            got = asyncio.run(replies(gen))
+        finally:
+            gen.stop()
+        golden[name] = [{"speaker": s, "text": t, "reply": r} for (s, t), r in zip(PROMPTS, got)]
+        for case in golden[name]:
+            print(f"[{name}] {case['speaker']}: {case['text']}\n  Joey: {case['reply']}")
+    (ROOT / "tests/golden.json").write_text(json.dumps(golden, indent=1, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Take docs/screenshot.png: a real conversation on the web page, in headless Chromium.
 
-    .venv/bin/python scripts/screenshot.py                 # shipped weights if present, else the tiny test model
+    .venv/bin/python scripts/screenshot.py                 # the default model, as `joey serve` loads it
+    .venv/bin/python scripts/screenshot.py --model mini    # another preset (JOEY_MODEL works too)
     .venv/bin/python scripts/screenshot.py --theme dark --width 390 --height 780 --out /tmp/phone.png
 
-It starts the real server (the app `joey serve` runs) on a free loopback port, opens the page,
-sends a few messages, waits for each streamed reply and saves the screenshot. Without shipped
-weights (weights/base) it falls back to the tiny random test model, whose replies are gibberish:
-re-run it once real weights exist.
+It starts the real server (the app `joey serve` runs, with the default Config: the same preset,
+weights and settings, JOEY_* variables included) on a free loopback port, opens the page, sends
+a few messages, waits for each streamed reply and saves the screenshot. If the model's files are
+not there yet (the base not converted, the LoRA not trained), it says so and falls back to the
+tiny random test model, whose replies are gibberish: re-run it once the weights exist.
 """
 
 from __future__ import annotations
@@ -34,16 +36,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def model_paths(args) -> tuple[str, str, bool]:
-    base, adapter = Path(args.base), Path(args.adapter) if args.adapter else None
-    if (base / "model.safetensors").exists() or (base / "config.json").exists():
-        return str(base), str(adapter) if adapter and adapter.exists() else "", True
+def missing_files(config) -> str | None:
+    """What of the configured model is not on disk yet, or None when all of it is."""
+    files = config.model_files()
+    if not (Path(files.base) / "config.json").is_file():
+        return f"no base model at {files.base}"
+    if files.adapter and not (Path(files.adapter) / "adapter_config.json").is_file():
+        return f"no LoRA adapter at {files.adapter}"
+    return None
+
+
+def with_model(config):
+    """The config as given if its model is on disk, else one on the tiny test model."""
+    missing = missing_files(config)
+    if missing is None:
+        return config
     from tests.tiny_model import build_tiny_model
 
-    print(f"no model at {base}: using the tiny test model (gibberish replies); re-run with real weights",
+    print(f"{missing}: using the tiny test model (gibberish replies); re-run once the weights exist",
           file=sys.stderr)
     tiny_base, tiny_adapter = build_tiny_model(Path(tempfile.mkdtemp(prefix="joey-tiny-")))
-    return str(tiny_base), str(tiny_adapter), False
+    return dataclasses.replace(config, base_model=str(tiny_base), adapter=str(tiny_adapter),
+                               max_new_tokens=40, temperature=0.0)
 
 
 def running_server(config):
@@ -82,8 +96,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
-    parser.add_argument("--base", default=str(ROOT / "weights" / "base"))
-    parser.add_argument("--adapter", default=str(ROOT / "weights" / "joey-lora"))
+    parser.add_argument("--model", help="model preset (default: Config's, as `joey serve`)")
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
     parser.add_argument("--width", type=int, default=900)
     parser.add_argument("--height", type=int, default=680)
@@ -92,11 +105,11 @@ def main() -> int:
     parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args()
 
-    base, adapter, real = model_paths(args)
-    config = dataclasses.replace(Config(), base_model=base, adapter=adapter, port=free_port(),
-                                 web_root=str(ROOT / "frontends" / "web"), state_path="")
-    if not real:
-        config = dataclasses.replace(config, max_new_tokens=40, temperature=0.0)
+    config = Config.from_sources()  # defaults and JOEY_* variables, exactly as `joey serve` reads them
+    if args.model:
+        config = dataclasses.replace(config, model=args.model)
+    config = with_model(dataclasses.replace(config, port=free_port(), web_root=str(ROOT / "frontends" / "web"),
+                                            state_path="", frontends=""))
     with running_server(config):
         asyncio.run(shoot(f"http://127.0.0.1:{config.port}/", args))
     return 0

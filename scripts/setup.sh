@@ -14,6 +14,7 @@ if [ "${1:-}" = "test" ]; then
   .venv/bin/pip install -q -e '.[test]'
   need=()
   command -v chromium >/dev/null || need+=(chromium)
+  command -v redis-server >/dev/null || need+=(redis-server)  # tests/test_redis.py: two replicas, one Redis
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq

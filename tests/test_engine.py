@@ -149,10 +149,14 @@ async def test_a_reply_cut_by_the_limit_ends_at_its_last_sentence_end(tiny_model
 
 
 async def test_stats_count_tokens_first_tokens_and_steps(generator):
-    replies = [generator.stream([Turn("Ross", f"Hi {i}")], GenerationParams(max_new_tokens=6, seed=i)) for i in range(3)]
+    prompts = [[Turn("Ross", f"Hi {i}")] for i in range(3)]
+    replies = [generator.stream(p, GenerationParams(max_new_tokens=6, seed=i)) for i, p in enumerate(prompts)]
     for reply in replies:
         await collect(reply)
     stats = generator.stats()
+    # The shared start of every prompt is computed once, not per request.
+    shared = len(generator.engine.prefix)
+    assert shared > 0 and stats.prefill_tokens == sum(len(generator.prompt_ids(p, GREEDY)) - shared for p in prompts)
     assert stats.tokens_generated == sum(r.tokens for r in replies)
     assert stats.ttft_seconds.count == 3 and stats.ttft_seconds.cumulative()[-1][1] == 3
     assert stats.step_seconds.count >= max(r.tokens for r in replies) - 1

@@ -1,6 +1,7 @@
 """Golden tests on the shipped weights: greedy decoding gives exactly the stored replies.
 
-After retraining, regenerate with scripts/make_golden.py and review the diff.
+Both presets, decoded in fp32 (scripts/make_golden.py says why). After retraining, regenerate
+with `.venv/bin/python scripts/make_golden.py` and review the diff.
 """
 
 from __future__ import annotations
@@ -10,36 +11,52 @@ import json
 import pytest
 
 from model.generator import JoeyGenerator
+from model.presets import PRESETS, ensure_base
 from model.prompt import Turn
 from model.sampling import GREEDY
-from tests.conftest import ROOT, SHIPPED_ADAPTER, SHIPPED_BASE, RunningServer, connect, server_config
+from tests.conftest import ROOT, RunningServer, connect, server_config
 
 GOLDEN = json.loads((ROOT / "tests" / "golden.json").read_text())
+GOLDEN_DTYPE = "fp32"
+CASES = [(name, case) for name, cases in GOLDEN.items() for case in cases]
 
 
 @pytest.fixture(scope="module")
-def shipped_generator():
-    gen = JoeyGenerator.load(str(SHIPPED_BASE), str(SHIPPED_ADAPTER), max_batch=4)
-    gen.start()
-    yield gen
-    gen.stop()
+def shipped():
+    loaded = {}
+    for name in GOLDEN:
+        ensure_base(PRESETS[name])
+        gen = JoeyGenerator.load(PRESETS[name].base, PRESETS[name].adapter, max_batch=4, dtype=GOLDEN_DTYPE)
+        gen.start()
+        loaded[name] = gen
+    yield loaded
+    for gen in loaded.values():
+        gen.stop()
 
 
-def test_weights_ship_as_fp16_safetensors_within_budget():
-    files = list(SHIPPED_BASE.glob("*.safetensors")) + list(SHIPPED_ADAPTER.glob("*.safetensors"))
-    assert len(files) == 2 and sum(f.stat().st_size for f in files) <= 40e6
-    assert json.loads((SHIPPED_BASE / "config.json").read_text())["dtype"] == "float16"
+def test_adapters_ship_as_small_fp16_safetensors():
+    from safetensors import safe_open
+
+    for name in ("smollm2", "mini"):
+        adapter = list((ROOT / "weights" / name / "joey-lora").glob("*.safetensors"))
+        assert len(adapter) == 1 and adapter[0].stat().st_size <= 12e6
+        with safe_open(str(adapter[0]), framework="pt") as f:
+            assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    mini_base = json.loads((ROOT / "weights" / "mini" / "base" / "config.json").read_text())
+    assert mini_base["dtype"] == "float16"
 
 
-@pytest.mark.parametrize("case", GOLDEN, ids=[c["text"][:20] for c in GOLDEN])
-async def test_greedy_reply_is_golden(shipped_generator, case):
-    reply = shipped_generator.stream([Turn(case["speaker"], case["text"])], GREEDY)
+@pytest.mark.parametrize("name,case", CASES, ids=[f"{n}-{c['text'][:20]}" for n, c in CASES])
+async def test_greedy_reply_is_golden(shipped, name, case):
+    reply = shipped[name].stream([Turn(case["speaker"], case["text"])], GREEDY)
     assert "".join([chunk async for chunk in reply]) == case["reply"]
 
 
-async def test_server_answers_with_the_shipped_weights():
-    case = GOLDEN[0]
-    config = server_config(SHIPPED_BASE, SHIPPED_ADAPTER, repetition_penalty=1.0, max_batch=4)
+async def test_server_answers_with_the_default_preset():
+    case = GOLDEN["smollm2"][0]
+    preset = PRESETS["smollm2"]
+    config = server_config(preset.base, preset.adapter, repetition_penalty=1.0, temperature=0.0, max_batch=4,
+                           engine_dtype=GOLDEN_DTYPE)
     with RunningServer(config) as server:
         async with connect(server.url) as client:
             await client.open(name=case["speaker"])

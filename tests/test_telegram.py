@@ -4,7 +4,8 @@ Conversation tests run twice: in-process (the plugin on the server's loop, Local
 its hub) and out-of-process (the adapter on the test's loop, WebSocket to the server), the two
 ways ``joey serve --telegram`` and ``joey telegram`` run. The tiny test model talks gibberish,
 so the assertions are about structure and history, not about what Joey says. Splitting and
-sending a long reply are in test_telegram_sending.py.
+sending a long reply are in test_telegram_sending.py, groups and what is not for Joey in
+test_telegram_groups.py, outages and the server's waits in test_telegram_delivery.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from frontends.telegram.split import tg_len
 from model.prompt import Turn
 from tests.conftest import free_port, wait_until
 from tests.fake_telegram import BAD_GATEWAY
-from tests.telegram_fixtures import TOKEN, Bot, joey_texts, tg_config, user_texts
+from tests.telegram_fixtures import TOKEN, Bot, all_handled, joey_texts, tg_config, user_texts
 from tests.telegram_fixtures import bot, fake, mode  # noqa: F401  (fixtures: pytest finds them by name here)
 
 # PTB's own RetryAfter warns that retry_after will become a timedelta; the adapter handles both.
@@ -122,7 +123,7 @@ async def test_restart_resumes_the_chat_and_never_answers_twice(mode, server, fa
     db.close()
     before = fake.texts(chat)
     fourth = await Bot(mode, server, config).start()
-    assert await wait_until(lambda: not sqlite3.connect(config.state_path).execute("SELECT * FROM inbox").fetchall())
+    assert await wait_until(lambda: all_handled(fake, config), 30)
     fake.user_message(chat, "Bye!", "Monica")  # answered after the replay: a duplicate would come first
     sent = await fake.wait_texts(chat, 4)
     assert len(before) == 3 and sent[:3] == before

@@ -12,9 +12,11 @@ import re
 import pytest
 
 from frontends.telegram import texts
+from tests.conftest import wait_until
 from tests.fake_telegram import BAD_GATEWAY
 from tests.telegram_fixtures import Bot, joey_texts, tg_config, user_texts
 from tests.telegram_fixtures import fake, mode  # noqa: F401  (fixtures: pytest finds them by name here)
+from tests.web_fixtures import make_paced_server  # noqa: F401  (a fixture: replies paced per chunk)
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -59,15 +61,19 @@ async def test_a_rate_limited_person_is_told_when_to_come_back(make_server, fake
         await running.stop()
 
 
-async def test_server_busy_is_shown_kindly(make_server, fake, tmp_path):
-    # No room in the queue at all: every message is refused with server_busy and a retry_after.
-    server = make_server(max_queued_replies=0)
-    running = await Bot("out-of-process", server, tg_config(fake, tmp_path)).start()
+async def test_server_busy_is_shown_kindly_and_the_message_answered_later(make_paced_server, fake, tmp_path):
+    # One engine slot and no queue: while one chat's reply streams (paced to about 6 s), another
+    # chat's message is refused with server_busy and a retry_after.
+    server = make_paced_server(delay=0.03, max_batch=1, max_queued_replies=0, min_new_tokens=200, max_new_tokens=200)
+    running = await Bot("out-of-process", server, tg_config(fake, tmp_path, drafts=True)).start()
     try:
-        chat = 1003
-        fake.user_message(chat, "Anybody home?", "Rachel")
-        sent = await fake.wait_texts(chat, 1)
-        assert re.fullmatch(notice_pattern(texts.SERVER_BUSY), sent[0])
-        assert texts.TROUBLE not in sent
+        talker, waiter = 1003, 1004
+        fake.user_message(talker, "Tell me everything", "Ross")
+        assert await wait_until(lambda: fake.sent(talker, "sendMessageDraft"), 30)  # his reply is streaming
+        fake.user_message(waiter, "Anybody home?", "Rachel")
+        sent = await fake.wait_texts(waiter, 2, timeout=90)
+        assert re.fullmatch(notice_pattern(texts.SERVER_BUSY), sent[0])  # told once, kindly, with the wait
+        assert sent[1:] == joey_texts(running.session(waiter)) and user_texts(running.session(waiter)) == ["Anybody home?"]
+        assert await fake.wait_texts(talker, 1) == joey_texts(running.session(talker))
     finally:
         await running.stop()

@@ -47,7 +47,7 @@ class StyleClassifier:
 
     def __init__(self, embed: Embedder, lines: list[tuple[str, str]], epochs: int = 300):
         texts = [t for _, t in lines]
-        x = embed(texts)
+        x = embed(texts).clone()  # sentence-transformers returns inference-mode tensors: no autograd
         y = torch.tensor([1.0 if s == "Joey" else 0.0 for s, _ in lines])
         pos = y.mean().clamp(1e-3, 1 - 1e-3)
         weights = torch.where(y > 0, 0.5 / pos, 0.5 / (1 - pos))  # balanced: prior P(joey) = 0.5
@@ -64,6 +64,22 @@ class StyleClassifier:
 
         opt.step(closure)
         self.embed = embed
+
+    @classmethod
+    def cached(cls, embed: Embedder, lines, path) -> "StyleClassifier":
+        """Train once and keep the weights in ``path`` (under build/): embedding the lines is slow."""
+        from pathlib import Path
+
+        path = Path(path)
+        if path.exists():
+            state = torch.load(path)
+            self = cls.__new__(cls)
+            self.w, self.b, self.embed = state["w"], state["b"], embed
+            return self
+        self = cls(embed, lines())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"w": self.w.detach(), "b": self.b.detach()}, path)
+        return self
 
     @torch.no_grad()
     def p_joey(self, texts: list[str]) -> list[float]:

@@ -18,17 +18,18 @@ import unicodedata
 from telegram import Message
 from telegram.constants import ChatType, MessageEntityType
 
-MAX_NAME_CHARS = 32  # the server's default max_name_chars
+MAX_NAME_CHARS = 32  # the server's default max_name_chars, until its session frame says otherwise
 BOT_NAME = re.compile(r"\bjoey\b", re.IGNORECASE)
 
 
-def speaker(message: Message) -> str | None:
-    """The display name of whoever sent ``message`` (a person, or a channel/anonymous admin)."""
+def speaker(message: Message, max_chars: int = MAX_NAME_CHARS) -> str | None:
+    """The display name of whoever sent ``message`` (a person, or a channel/anonymous admin),
+    cut to the server's ``max_name_chars``."""
     if message.sender_chat is not None:  # posted as a channel or an anonymous group admin
         name = message.sender_chat.title or ""
     else:
         name = message.from_user.first_name if message.from_user else ""
-    name = (name or "").strip()[:MAX_NAME_CHARS].strip()
+    name = (name or "").strip()[:max_chars].strip()
     return name or None
 
 

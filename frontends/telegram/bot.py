@@ -249,15 +249,16 @@ class TelegramAdapter:
         message_id = f"tg-{chat.id}-{message.message_id}"
         # A group shares one session: each turn names its speaker. A private chat's session is
         # already named after its one person.
-        named = {"name": speaker(message)} if chat.type != ChatType.PRIVATE else {}
+        private = chat.type == ChatType.PRIVATE
+        client.transport.speaker = None if private else speaker(message, self.chats.max_name_chars)
         while True:
             drafts = None
-            if self.config.drafts and chat.type == ChatType.PRIVATE:
+            if self.config.drafts and private:
                 drafts = Drafts(self.app.bot, chat.id, message.message_id, self.config.draft_interval_s)
             try:
                 async with typing(self.app.bot, chat.id, self.config.typing_interval_s), \
                         drafts or contextlib.nullcontext():
-                    end = await client.ask(words, message_id, drafts.add if drafts else None, **named)
+                    end = await client.ask(words, message_id, drafts.add if drafts else None)
                 return end["text"].strip() or texts.EMPTY_REPLY
             except ClientError as exc:
                 if exc.code == "busy":  # a reply from before a restart is still finishing
@@ -266,7 +267,7 @@ class TelegramAdapter:
                     wait = exc.retry_after or 5.0
                     if chat.id not in self.told_to_wait:
                         self.told_to_wait.add(chat.id)
-                        quoted = message.message_id if chat.type != ChatType.PRIVATE else None
+                        quoted = None if private else message.message_id
                         await self.sender.notice(chat.id, quoted,
                                                  texts.WAIT_NOTICES[exc.code].format(wait=texts.wait_words(wait)))
                     await asyncio.sleep(wait)

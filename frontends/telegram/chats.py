@@ -13,11 +13,39 @@ from collections import OrderedDict
 from typing import Callable
 
 from client import ConnectionLost, JoeyClient
+from frontends.telegram.addressing import MAX_NAME_CHARS
 from frontends.telegram.chat_store import ChatStore
 from frontends.telegram.ordering import ChatOrder
 from frontends.telegram.sending import backoff_s
 
 log = logging.getLogger("joey.telegram")
+
+
+class SpeakerTransport:
+    """Names the speaker on the chat's outgoing ``message`` frames (the protocol's ``message.name``).
+
+    ``JoeyClient.ask`` takes no name, so the chat's transport adds it: every send of the
+    message, a resend after a reconnect included, says who spoke. A chat's turns run one at a
+    time, so ``speaker`` is the current turn's. When ``ask`` takes a ``name``, pass it there
+    and delete this class.
+    """
+
+    def __init__(self, inner):
+        self.inner, self.speaker = inner, None
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def send(self, frame: dict) -> None:
+        if frame.get("type") == "message" and self.speaker:
+            frame = {**frame, "name": self.speaker}
+        await self.inner.send(frame)
+
+    async def recv(self) -> dict:
+        return await self.inner.recv()
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 class JoeyChats:
@@ -27,6 +55,7 @@ class JoeyChats:
         self.max_open, self.max_backoff_s = max_open, max_backoff_s
         self.clients: OrderedDict[int, JoeyClient] = OrderedDict()
         self.max_message_chars: int | None = None  # from the server's session frame, once seen
+        self.max_name_chars = MAX_NAME_CHARS  # likewise
 
     async def client(self, chat_id: int, name: str | None) -> JoeyClient:
         """The chat's Joey client, connected; created (and its session resumed) on first use.
@@ -40,12 +69,14 @@ class JoeyChats:
             self.clients.move_to_end(chat_id)
             return client
         saved = self.store.session_for(chat_id)
-        client = JoeyClient(self.transport_factory(), name=name,
+        client = JoeyClient(SpeakerTransport(self.transport_factory()), name=name,
                             session_id=saved[0] if saved else None, token=saved[1] if saved else None)
 
         def on_session(frame: dict) -> None:  # every open and resume, so a new session is remembered
             self.store.save_session(self.store.current_chat(chat_id), frame["session_id"], frame["token"])
-            self.max_message_chars = frame.get("limits", {}).get("max_message_chars", self.max_message_chars)
+            limits = frame.get("limits", {})
+            self.max_message_chars = limits.get("max_message_chars", self.max_message_chars)
+            self.max_name_chars = limits.get("max_name_chars", self.max_name_chars)
 
         client.on_session = on_session
         failures = 0

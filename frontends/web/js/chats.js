@@ -94,7 +94,7 @@ function render() {
 }
 
 /** Start a new chat; the one on screen stays in the list. */
-export function newChat() {
+function newChat() {
   if (ui.chats.open) ui.chats.close();
   switchChat(null);
   ui.input.focus();

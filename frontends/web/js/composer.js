@@ -28,7 +28,7 @@ function stopReply() {
 }
 
 /** Starting a prompt from the empty state: it is sent as if typed. */
-export function sendText(text) {
+function sendText(text) {
   ui.input.value = text;
   submit();
   ui.input.focus();

@@ -38,7 +38,6 @@ function startReply(messageId) {
   const old = ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(messageId)}"]`);
   if (old) old.remove();
   state.reply = { messageId, text: "", handle: view.addMessage("joey", "", messageId, "streaming") };
-  view.markLatest();
 }
 
 function renderedKeys() {
@@ -122,7 +121,6 @@ export function onSession(frame) {
   }
   // The reply still being written shows at once, under its question; its frames follow.
   if (inFlight && !state.reply) startReply(inFlight.message_id);
-  view.markLatest();
 
   // After a server restart the session's last_seq can be below ours: count from the server's.
   state.appliedSeq = inFlight ? state.sentLastSeq : Number(frame.last_seq) || 0;
@@ -167,7 +165,6 @@ export function onReplyEnd(frame) {
   const reply = state.reply?.messageId === frame.message_id ? state.reply : null;
   state.reply = null;
   if (reply) finishReply(reply, frame, text);
-  view.markLatest();
   persist();
   flush();
   refresh();

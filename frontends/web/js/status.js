@@ -10,7 +10,7 @@ const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(unde
 export const charCount = (text) => Array.from(text).length;
 
 /** Characters as a person counts them: a family emoji is one, not seven. */
-export function visibleCount(text) {
+function visibleCount(text) {
   if (!graphemes) return charCount(text);
   let count = 0;
   for (const _ of graphemes.segment(text)) count += 1;
@@ -47,6 +47,7 @@ export function refresh() {
   ui.stop.disabled = Boolean(state.reply?.cancelled); // asked once: the reply_end is on its way
   ui.newChat.disabled = !ui.log.querySelector(".msg") && !state.queue.length;
   view.setBusy(answering && Boolean(state.reply));
+  view.markLatest();
   const lines = text.split("\n").length;
   ui.input.rows = Math.min(6, Math.max(1, lines)); // fallback where field-sizing is unsupported
 

@@ -36,8 +36,10 @@ export class ChatView {
       if (this.stuck) this.jump.hidden = true;
     }, { passive: true });
     this.jump.addEventListener("click", () => this.scrollToBottom(true));
-    // The log shrinks when a banner shows or a phone keyboard opens: keep the newest line in view.
-    new ResizeObserver(() => { if (this.stuck) this.scrollToBottom(); }).observe(this.log);
+    // The log shrinks when a banner shows or a phone keyboard opens, and a row grows when its
+    // tools or a note appear: whatever changes size, a reader at the bottom stays there.
+    this.resizes = new ResizeObserver(() => { if (this.stuck) this.scrollToBottom(); });
+    this.resizes.observe(this.log);
   }
 
   isNearBottom() {
@@ -62,6 +64,7 @@ export class ChatView {
   }
 
   clear() {
+    for (const row of this.log.children) this.resizes.unobserve(row);
     this.log.replaceChildren();
     this.jump.hidden = true;
     this.stuck = true;
@@ -114,7 +117,7 @@ export class ChatView {
       }
       const meta = el("div", "msg__meta");
       const tools = el("div", "msg__tools");
-      const handle = { row, textNode, meta, tools, role };
+      const handle = { row, textNode, meta, tools };
       tools.append(el("time", "msg__time"));
       if (role === "joey") {
         const copy = button("tool tool--copy", "Copy Joey's reply", "Copy");
@@ -127,6 +130,7 @@ export class ChatView {
       row.append(body);
       if (role === "joey") this._placeReply(row, messageId);
       else this.log.append(row);
+      this.resizes.observe(row);
       this.setTime(handle, time);
       return handle;
     }, { force: role === "user" && state !== "done" });
@@ -165,6 +169,7 @@ export class ChatView {
   }
 
   remove(handle) {
+    this.resizes.unobserve(handle.row);
     this.update(() => handle.row.remove());
   }
 
@@ -179,18 +184,20 @@ export class ChatView {
       row.append(el("span", "notice__text", text));
       if (after?.row?.isConnected) after.row.after(row);
       else this.log.append(row);
+      this.resizes.observe(row);
       return row;
     });
   }
 
   /** Mark Joey's latest finished reply: regenerate applies to it, and phones show its tools. */
   markLatest() {
-    for (const row of this.log.querySelectorAll(".msg[data-latest]")) delete row.dataset.latest;
-    const replies = this.log.querySelectorAll(".msg--joey[data-state=done]");
-    const last = replies[replies.length - 1];
     const rows = this.log.querySelectorAll(".msg");
-    const lastRow = rows[rows.length - 1];
-    if (last && last === lastRow) last.dataset.latest = "";
+    const last = rows[rows.length - 1];
+    const latest = last?.matches(".msg--joey[data-state=done]") ? last : null;
+    const marked = this.log.querySelector(".msg[data-latest]");
+    if (marked === latest) return;
+    if (marked) delete marked.dataset.latest;
+    if (latest) latest.dataset.latest = "";
   }
 
   setBusy(busy) {

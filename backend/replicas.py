@@ -1,0 +1,110 @@
+"""The hub's side of running several replicas (backend/relay.py carries the frames through Redis).
+
+- The replica generating a reply publishes its frames (``publish``).
+- A replica where a client resumes a session whose reply is live elsewhere follows it: a
+  *relayed* :class:`~backend.session.Reply` whose task delivers the owner's frames to the client
+  after its ``last_seq``, and ends with the owner's ``reply_end``. ``cancel`` on it asks the owner
+  to stop and waits for that ``reply_end``.
+- Every resume tells the other replicas (``takeover``): one still holding a connection for the
+  session tells it ``session_taken_over`` and lets go, without aborting the reply, which its
+  new follower relays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from backend import protocol as p
+from backend.session import LIVE, Reply, ReplyState, Session
+
+log = logging.getLogger("joey.replicas")
+
+
+def publish(hub, session: Session, frame: dict) -> None:
+    try:
+        hub.relay.published(session.id, frame)
+    except Exception:  # Redis down: this replica's own client still gets everything
+        log.exception("could not publish a frame of session %s", session.id[:8], extra={"session": session.id})
+
+
+def resumed(hub, session: Session) -> None:
+    """A client resumed ``session`` here: take it over, and follow its reply if it is live elsewhere."""
+    try:
+        hub.relay.send("takeover", session.id)
+        frames = [] if session.answering else hub.relay.live_frames(session.id)
+    except Exception:
+        log.exception("could not reach the other replicas for session %s", session.id[:8])
+        return
+    if not frames:
+        return
+    reply = Reply(frames[0]["message_id"], regenerate=bool(frames[0].get("regenerate")))
+    reply.relayed = True
+    reply.frames = frames
+    reply.parts = [f["text"] for f in frames if f["type"] == "chunk"]
+    reply.move(ReplyState.PENDING, ReplyState.STREAMING)
+    session.reply = reply
+    session.seq = max(session.seq, frames[-1]["seq"])
+    reply.task = asyncio.get_running_loop().create_task(_follow(hub, session, reply))
+    reply.task.add_done_callback(lambda _: _ended(hub, session, reply, None))
+
+
+async def _follow(hub, session: Session, reply: Reply) -> None:
+    def deliver(frame: dict) -> None:
+        if frame["type"] == "chunk":
+            reply.frames.append(frame)
+            reply.parts.append(frame["text"])
+        session.seq = max(session.seq, frame["seq"])
+        hub._deliver(session, frame)
+
+    end = None
+    try:
+        end = await hub.relay.follow(session.id, reply.frames[-1]["seq"], deliver)
+    except asyncio.CancelledError:
+        if not reply.handed_off:  # the client's cancel (or reset): the owner stops, we relay its reply_end
+            with contextlib.suppress(Exception):
+                hub.relay.send("cancel", session.id)
+                end = await asyncio.wait_for(hub.relay.follow(session.id, session.seq, deliver),
+                                             hub.config.shutdown_grace_s)
+    except Exception:
+        log.exception("following the reply of session %s failed", session.id[:8])
+    _ended(hub, session, reply, end)
+
+
+def _ended(hub, session: Session, reply: Reply, end: dict | None) -> None:
+    """Take the finished reply from the store (the owner saved it before its reply_end)."""
+    if reply.finished:
+        return
+    row = None
+    with contextlib.suppress(Exception):
+        row = hub.store.get(session.id)
+    if row is not None:
+        session.history.clear()
+        session.history.extend(row["history"])
+        session.answered.clear()
+        session.answered.update(row["answered"])
+        session.seq = max(session.seq, row["seq"])
+        stored = row["answered"].get(reply.message_id)
+        if end is None and stored and stored["seq"] > reply.frames[0]["seq"] and not reply.handed_off:
+            hub._deliver(session, stored)  # it ended while we were not listening
+            end = stored
+    reply.move(LIVE, ReplyState.DONE if end and end["finish_reason"] != "cancelled" else ReplyState.CANCELLED)
+
+
+def on_control(hub, action: str, session_id: str) -> None:
+    session = hub.sessions.get(session_id)
+    if session is None:
+        return
+    if action == "takeover":
+        if session.outbox is not None:
+            hub._deliver(session, hub._error(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere"))
+            session.outbox = None
+        if session.orphan_timer:  # someone follows the reply now: it must not be aborted as an orphan
+            session.orphan_timer.cancel()
+            session.orphan_timer = None
+        if session.answering and session.reply.relayed:
+            session.reply.handed_off = True
+            session.reply.task.cancel()
+    elif action == "cancel" and session.answering and not session.reply.relayed:
+        hub.cancel(session)

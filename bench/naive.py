@@ -1,0 +1,141 @@
+"""The naive baseline: how the original single-user bot served, behind the same protocol.
+
+Each message is answered by HF ``model.generate()`` with a ``TextIteratorStreamer``, one request
+at a time (a single worker thread), with no batching and no KV-cache reuse across requests. It
+implements the same Generator protocol as the lean engine (model/generator.py), so the same
+server, hub and WebSocket code run in front of it and only the generation differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from dataclasses import dataclass, field
+
+from model.prompt import Turn, build_prompt, stop_token_ids
+from model.reply import EngineError, FinishReason, ReplyEnd, TextChunk
+from model.sampling import GenerationParams
+
+
+@dataclass
+class _Job:
+    prompt: list[int]
+    params: GenerationParams
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class NaiveReply:
+    def __init__(self, job: _Job):
+        self._job = job
+        self.finish_reason: FinishReason | None = None
+        self.tokens = 0
+
+    def __aiter__(self) -> "NaiveReply":
+        return self
+
+    async def __anext__(self) -> str:
+        if self.finish_reason is not None:
+            raise StopAsyncIteration
+        event = await self._job.queue.get()
+        if isinstance(event, TextChunk):
+            return event.text
+        self.finish_reason, self.tokens = event.reason, event.tokens
+        if event.reason is FinishReason.ERROR:
+            raise EngineError(event.error)
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        if self.finish_reason is None:
+            self.finish_reason = FinishReason.CANCELLED
+            self._job.cancelled.set()
+
+
+class NaiveGenerator:
+    def __init__(self, model, tokenizer, context: int, threads: int = 1):
+        self.model, self.tokenizer, self.context, self.threads = model, tokenizer, context, threads
+        self._stop_ids = sorted(stop_token_ids(tokenizer))
+        self._jobs: queue.Queue = queue.Queue()
+        self._worker: threading.Thread | None = None
+
+    @classmethod
+    def load(cls, base: str, adapter: str | None, context: int = 512, threads: int = 1) -> "NaiveGenerator":
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        return cls(model.eval(), tokenizer, min(context, model.config.max_position_embeddings), threads)
+
+    @property
+    def ready(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def start(self) -> None:
+        self._worker = threading.Thread(target=self._serve, name="naive-generate", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        if self.ready:
+            self._jobs.put(None)
+            self._worker.join(timeout=30)
+
+    def stream(self, turns: list[Turn], params: GenerationParams) -> NaiveReply:
+        prompt = build_prompt(self.tokenizer, turns, self.context - params.max_new_tokens - 1)
+        job = _Job(prompt, params, asyncio.get_running_loop(), asyncio.Queue())
+        self._jobs.put(job)
+        return NaiveReply(job)
+
+    def _serve(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        while (job := self._jobs.get()) is not None:
+            if job.cancelled.is_set():
+                continue
+            try:
+                self._generate(job)
+            except Exception as exc:  # noqa: BLE001 - one failed request must not stop the baseline
+                job.loop.call_soon_threadsafe(job.queue.put_nowait, ReplyEnd(FinishReason.ERROR, 0, str(exc)))
+
+    def _generate(self, job: _Job) -> None:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs) -> bool:
+                return job.cancelled.is_set()
+
+        p = job.params
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sampling = {} if p.greedy else dict(do_sample=True, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p)
+        result = {}
+
+        def run() -> None:
+            with torch.inference_mode():
+                result["ids"] = self.model.generate(
+                    torch.tensor([job.prompt]), attention_mask=torch.ones(1, len(job.prompt), dtype=torch.long),
+                    max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens, do_sample=not p.greedy,
+                    repetition_penalty=p.repetition_penalty, eos_token_id=self._stop_ids,
+                    pad_token_id=self._stop_ids[0], streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([Cancelled()]), **sampling)
+
+        # generate() fills the streamer; this thread forwards its text as it comes, as the
+        # original bot did with a TextIteratorStreamer.
+        producer = threading.Thread(target=run, daemon=True)
+        producer.start()
+        for text in streamer:
+            if text:
+                job.loop.call_soon_threadsafe(job.queue.put_nowait, TextChunk(text))
+        producer.join()
+        new = result["ids"][0, len(job.prompt):].tolist()
+        ended = bool(new) and new[-1] in self._stop_ids
+        reason = FinishReason.CANCELLED if job.cancelled.is_set() else FinishReason.STOP if ended else FinishReason.LENGTH
+        job.loop.call_soon_threadsafe(job.queue.put_nowait, ReplyEnd(reason, len(new) - ended))

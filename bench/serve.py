@@ -1,0 +1,64 @@
+"""A benchmark server process: the real app (backend.app.create_app under uvicorn, as ``joey
+serve`` runs it) in front of either generator:
+
+    python bench/serve.py --kind lean  --port 8100 --base DIR [--adapter DIR] [engine options]
+    python bench/serve.py --kind naive --port 8101 --base DIR [--adapter DIR]
+
+Greedy, every reply forced to ``--new-tokens`` tokens (min = max), a rate limit that does not
+interfere, and no session store: only generation differs between the two kinds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=["lean", "naive"], required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--adapter", default="")
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--dtype", default="auto", help="lean engine: auto, bf16 or fp32")
+    parser.add_argument("--compile", action="store_true", help="lean engine: compiled decode step")
+    parser.add_argument("--prefill-chunk", type=int, default=64)
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from backend.app import create_app
+    from backend.config import Config
+
+    logging.basicConfig(level="WARNING")
+    config = Config(port=args.port, base_model=args.base, adapter=args.adapter or "none", max_batch=args.max_batch,
+                    engine_threads=1, temperature=0.0, repetition_penalty=1.0, max_new_tokens=args.new_tokens,
+                    min_new_tokens=args.new_tokens, rate_limit_messages=1_000_000, max_connections=10_000,
+                    max_sessions=100_000, max_sessions_per_client=100_000,
+                    max_queued_replies=100_000, state_path="", log_level="warning")
+    if args.kind == "lean":
+        from model.generator import JoeyGenerator
+
+        # The sentence hold-back is off: with every reply forced to its limit it would only
+        # bunch the last tokens into sentence-sized chunks and blur the inter-token gaps.
+        generator = JoeyGenerator.load(args.base, args.adapter or None, max_batch=args.max_batch, threads=1,
+                                       context=config.context_tokens, dtype=args.dtype, compile=args.compile,
+                                       prefill_chunk=args.prefill_chunk, sentence_holdback=0)
+    else:
+        from bench.naive import NaiveGenerator
+
+        generator = NaiveGenerator.load(args.base, args.adapter or None, context=config.context_tokens)
+    uvicorn.run(create_app(config, generator), host="127.0.0.1", port=args.port, log_level="warning",
+                ws="websockets-sansio", ws_max_size=config.max_frame_bytes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
