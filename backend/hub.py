@@ -98,7 +98,7 @@ class Hub:
 
     def resume(self, session_id: str, token: str) -> Session:
         self._refuse_if_stopping()
-        session = self._shared_copy(session_id) or self.sessions.get(session_id)
+        session = replicas.shared_copy(self, session_id) or self.sessions.get(session_id)
         # Compare in constant time, and say the same thing for every failure: no oracle.
         if session is None or not hmac.compare_digest(session.token.encode(), token.encode()):
             raise p.ProtocolError(p.ErrorCode.RESUME_REFUSED, "unknown or expired session, or wrong token")
@@ -110,25 +110,6 @@ class Hub:
     def on_control(self, action: str, session_id: str) -> None:
         """A message from another replica (backend/replicas.py)."""
         replicas.on_control(self, action, session_id)
-
-    def _shared_copy(self, session_id: str) -> Session | None:
-        """With a store shared by replicas, the stored session is the newest unless this replica
-        is the one using it (attached here, or answering here)."""
-        if self.store is None or not self.store.shared:
-            return None
-        here = self.sessions.get(session_id)
-        if here is not None and (here.outbox is not None or here.answering):
-            return None
-        try:
-            row = self.store.get(session_id)
-        except Exception:
-            log.exception("could not read session %s", session_id[:8])
-            return None
-        if row is None:
-            return None
-        session = Session.restore(row, self.config.max_history_turns)
-        self.sessions[session_id] = session
-        return session
 
     def attach(self, session: Session, outbox: asyncio.Queue, last_seq: int | None = None) -> None:
         """Route the session's frames to ``outbox``, starting with the session frame.

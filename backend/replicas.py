@@ -1,5 +1,7 @@
 """The hub's side of running several replicas (backend/relay.py carries the frames through Redis).
 
+- A resumed session is read from the shared store (``shared_copy``): another replica may have
+  moved it on.
 - The replica generating a reply publishes its frames (``publish``).
 - A replica where a client resumes a session whose reply is live elsewhere follows it: a
   *relayed* :class:`~backend.session.Reply` whose task delivers the owner's frames to the client
@@ -20,6 +22,26 @@ from backend import protocol as p
 from backend.session import LIVE, Reply, ReplyState, Session
 
 log = logging.getLogger("joey.replicas")
+
+
+def shared_copy(hub, session_id: str) -> Session | None:
+    """With a store shared by replicas, the stored session is the newest, unless this replica is
+    the one using it (attached here, or answering here). None: use the hub's own copy."""
+    if hub.store is None or not hub.store.shared:
+        return None
+    here = hub.sessions.get(session_id)
+    if here is not None and (here.outbox is not None or here.answering):
+        return None
+    try:
+        row = hub.store.get(session_id)
+    except Exception:
+        log.exception("could not read session %s", session_id[:8])
+        return None
+    if row is None:
+        return None
+    session = Session.restore(row, hub.config.max_history_turns)
+    hub.sessions[session_id] = session
+    return session
 
 
 def publish(hub, session: Session, frame: dict) -> None:

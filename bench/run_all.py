@@ -1,7 +1,7 @@
 """Benchmarks through the real server, against the naive baseline measured in the same run.
 
     .venv/bin/python bench/run_all.py                  # both presets, N = 1, 8, 32, 64 (about 15 minutes)
-    .venv/bin/python bench/run_all.py --compile mini   # the same, mini's lean server with a compiled step
+    .venv/bin/python bench/run_all.py --compile ''     # the same with no compiled step (mini's is by default)
     .venv/bin/python bench/run_all.py --quick --tiny   # a tiny random model, small counts: the smoke test
     .venv/bin/python bench/run_all.py --only engine    # offline: the engine vs HF generate(), no server
 
@@ -81,7 +81,9 @@ def report(results: dict) -> str:
         if "server" in r:
             s = r["server"]
             parts.append(f"{s['messages']} messages per session at most, {s['seconds_per_level']:.0f} s per level, "
-                         f"{s['new_tokens']}-token greedy replies. Lean server ready after {s['lean_ready_s']:.1f} s, "
+                         f"{s['new_tokens']}-token greedy replies. Lean server "
+                         f"{'with a compiled decode step' if '--compile' in s['lean_options'] else 'eager (not compiled)'}, "
+                         f"ready after {s['lean_ready_s']:.1f} s, "
                          f"naive after {s['naive_ready_s']:.1f} s.\n")
             parts.append(server.ratio_table(s) + "\n")
             parts.append(server.table(s) + "\n")
@@ -121,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["engine", "server"], default="server",
                         help="server (default): through the real server; engine: offline vs HF generate()")
     parser.add_argument("--levels", default="", help="comma-separated session counts (default 1,8,32,64; quick 1,4)")
-    parser.add_argument("--compile", default="", help="comma-separated models whose lean server compiles its "
-                        "decode step (e.g. 'mini'; 'tiny' for the smoke model)")
+    parser.add_argument("--compile", default="mini", help="comma-separated models whose lean server compiles its "
+                        "decode step (default mini: ready in under a minute; SmolLM2 takes minutes; '' = none)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json and report.md")
     parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png", help="where the plot goes")
     args = parser.parse_args(argv)

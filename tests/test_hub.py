@@ -300,3 +300,22 @@ async def test_a_failing_store_costs_durability_not_the_conversation(make_hub):
     assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
     await hub.reset(session)
     assert (await drain_until(out, "reset"))[-1]["type"] == "reset" and session.state is SessionState.IDLE
+
+
+async def test_a_server_bug_on_one_frame_is_a_typed_error_and_the_endpoint_carries_on(make_hub):
+    from backend.endpoint import Endpoint
+
+    hub, _ = make_hub()
+    endpoint = Endpoint(hub)
+    await endpoint.receive('{"type":"open"}')
+    assert endpoint.outbox.get_nowait()["type"] == "session"
+
+    def broken_send(*args):
+        raise KeyError("a bug")
+
+    hub.send = broken_send
+    await endpoint.receive('{"type":"message","id":"1","text":"hi"}')
+    assert endpoint.outbox.get_nowait()["code"] == "internal_error"
+    await endpoint.receive('{"type":"ping","nonce":3}')
+    assert endpoint.outbox.get_nowait() == {"type": "pong", "nonce": 3}
+    endpoint.close()

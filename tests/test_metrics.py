@@ -20,6 +20,7 @@ def test_sentence_end_allows_closing_quotes():
 def test_echo_catches_copies_not_answers():
     assert is_echo("Do you want some pizza?", "Do you want some pizza")
     assert is_echo("I got a new job at the museum!", "a new job at the museum")
+    assert not is_echo("Hey.", "Hey. What, what are you doing here?")  # says more than the greeting
     assert not is_echo("Do you want some pizza?", "Are you kidding? I always want pizza!")
 
 

@@ -8,7 +8,7 @@ the models, the real Joey lines and a shuffled baseline alike.
 * Joey style: P(joey) from a logistic regression on those embeddings, trained on the training
   seasons: Joey's lines against the other five friends', classes weighted equally.
 * degenerate: empty, looping (a word trigram three or more times), or cut off mid-sentence.
-* echo: the reply mostly copies ``said`` (difflib ratio >= 0.6, or one contains the other).
+* echo: the reply mostly copies ``said`` (difflib ratio >= 0.6, or it is a 3+ word piece of it).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def is_echo(said: str, reply: str) -> bool:
     a, b = _normal(said), _normal(reply)
     if not a or not b:
         return False
-    if len(b.split()) >= 3 and (b in a or a in b):
+    if len(b.split()) >= 3 and b in a:  # a reply that is a piece of the line said
         return True
     return difflib.SequenceMatcher(None, a, b).ratio() >= 0.6
 

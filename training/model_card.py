@@ -148,7 +148,7 @@ logistic regression on those embeddings, trained on the training seasons' lines 
 (Joey against the other five, classes weighted equally). **Unique** replies and **distinct-2**
 (distinct word bigrams / all bigrams). **Degenerate**: empty, looping (a word trigram three times
 or more) or cut off mid-sentence. **Echo**: the reply mostly copies the line said (difflib
-ratio >= 0.6, or one contains the other). **Mean words** per reply.
+ratio >= 0.6, or a piece of 3+ words of it). **Mean words** per reply.
 
 {_table(["replies", *HEADER], rows)}
 
