@@ -5,7 +5,9 @@ serve`` runs it) in front of either generator:
     python bench/serve.py --kind naive --port 8101 --base DIR [--adapter DIR]
 
 Greedy, every reply forced to ``--new-tokens`` tokens (min = max), a rate limit that does not
-interfere, and no session store: only generation differs between the two kinds.
+interfere, no session store, and a reply whose session closed is aborted after 0.5 s (not 30),
+so replies cut off at the end of one level do not run on into the next: only generation differs
+between the two kinds.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                     engine_threads=1, temperature=0.0, repetition_penalty=1.0, max_new_tokens=args.new_tokens,
                     min_new_tokens=args.new_tokens, rate_limit_messages=1_000_000, max_connections=10_000,
                     max_sessions=100_000, max_sessions_per_client=100_000,
-                    max_queued_replies=100_000, state_path="", log_level="warning")
+                    max_queued_replies=100_000, orphan_grace_s=0.5, state_path="", log_level="warning")
     if args.kind == "lean":
         from model.generator import JoeyGenerator
 

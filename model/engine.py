@@ -215,9 +215,6 @@ class Engine:
             self._active.append(req)
             self._seen[slot] = False
             self._seen[slot, req.prompt] = True
-            # A chat prompt ends every turn with an end-of-turn token; penalising those as "already
-            # said" made replies run long and drift (measured: docs/MODEL.md, sampling sweep).
-            self._seen[slot, self._stop_index] = False
             self._advance([slot], logits.unsqueeze(0))
 
     def _step(self) -> None:

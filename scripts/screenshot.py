@@ -4,21 +4,23 @@
     .venv/bin/python scripts/screenshot.py --model mini    # another preset (JOEY_MODEL works too)
     .venv/bin/python scripts/screenshot.py --theme dark --width 390 --height 780 --out /tmp/phone.png
 
-It starts the real server (the app `joey serve` runs, with the default Config: the same preset,
-weights and settings, JOEY_* variables included) on a free loopback port, opens the page, sends
-a few messages, waits for each streamed reply and saves the screenshot. If the model's files are
-not there yet (the base not converted, the LoRA not trained), it says so and falls back to the
-tiny random test model, whose replies are gibberish: re-run it once the weights exist.
+It starts `joey serve` itself (the same preset, weights and settings, JOEY_* variables included)
+on a free loopback port, opens the page, sends a few messages, waits for each streamed reply and
+saves the screenshot.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import contextlib
+import os
+import signal
 import socket
+import subprocess
 import sys
-import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,35 +38,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def missing_files(config) -> str | None:
-    """What of the configured model is not on disk yet, or None when all of it is."""
-    files = config.model_files()
-    if not (Path(files.base) / "config.json").is_file():
-        return f"no base model at {files.base}"
-    if files.adapter and not (Path(files.adapter) / "adapter_config.json").is_file():
-        return f"no LoRA adapter at {files.adapter}"
-    return None
-
-
-def with_model(config):
-    """The config as given if its model is on disk, else one on the tiny test model."""
-    missing = missing_files(config)
-    if missing is None:
-        return config
-    from tests.tiny_model import build_tiny_model
-
-    print(f"{missing}: using the tiny test model (gibberish replies); re-run once the weights exist",
-          file=sys.stderr)
-    tiny_base, tiny_adapter = build_tiny_model(Path(tempfile.mkdtemp(prefix="joey-tiny-")))
-    return dataclasses.replace(config, base_model=str(tiny_base), adapter=str(tiny_adapter),
-                               max_new_tokens=40, temperature=0.0)
-
-
-def running_server(config):
-    from backend.app import create_app
-    from tests.server_thread import ServerThread
-
-    return ServerThread(create_app(config), config.port, ws_max_size=config.max_frame_bytes, start_timeout=300)
+@contextlib.contextmanager
+def running_server(model: str | None, port: int):
+    """`joey serve` itself, as a user starts it (JOEY_* variables included), on a free port."""
+    env = {**os.environ, "JOEY_PORT": str(port), "JOEY_STATE_PATH": "", "JOEY_FRONTENDS": ""}
+    if model:
+        env["JOEY_MODEL"] = model
+    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "joey"), "serve"], cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"joey serve exited with {server.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as ready:
+                    if ready.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise SystemExit("joey serve was not ready within 300 s")
+        yield
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 async def shoot(url: str, args) -> None:
@@ -92,8 +89,6 @@ async def shoot(url: str, args) -> None:
 
 
 def main() -> int:
-    from backend.config import Config
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     parser.add_argument("--model", help="model preset (default: Config's, as `joey serve`)")
@@ -105,13 +100,9 @@ def main() -> int:
     parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args()
 
-    config = Config.from_sources()  # defaults and JOEY_* variables, exactly as `joey serve` reads them
-    if args.model:
-        config = dataclasses.replace(config, model=args.model)
-    config = with_model(dataclasses.replace(config, port=free_port(), web_root=str(ROOT / "frontends" / "web"),
-                                            state_path="", frontends=""))
-    with running_server(config):
-        asyncio.run(shoot(f"http://127.0.0.1:{config.port}/", args))
+    port = free_port()
+    with running_server(args.model, port):
+        asyncio.run(shoot(f"http://127.0.0.1:{port}/", args))
     return 0
 
 
