@@ -158,8 +158,14 @@ ratio >= 0.6, or a piece of 3+ words of it). **Mean words** per reply.
 {_table(["target", "result"], targets)}
 
 ### Sampling defaults, chosen by measurement
-The server's defaults ({sampling}) were chosen from these settings on the same held-out lines
-(`--sweep`): the best relevance and style with no degenerate replies and a length close to Joey's.
+The server's defaults ({sampling}) were chosen from sweeps on the same held-out lines
+(`joey eval --sweep`): the lowest temperature that keeps echo and degenerate replies low and the
+length close to Joey's. Lower temperatures echo more and answer shorter; higher ones drift and
+ramble. A repetition penalty of 1.2 doubled the length (the penalty also lands on the prompt's
+end-of-turn tokens, which pushes the reply's own end away), and a run that exempted those tokens
+made replies too short (about 6 words), so the penalty stays at 1.1 with no exemption.
+Each row samples 160 replies, so relevance carries a standard error of about 0.01: the T=0.7 row
+here and the main table above were separate runs of the same setting and differ by that noise.
 
 {_table(["setting", *HEADER], sweep) if sweep else "(run with --sweep to fill this table)"}
 
