@@ -187,8 +187,8 @@ async def test_user_text_and_names_cannot_forge_turns(server):
         await c.until("reply_end")
     turns = server.hub.sessions[info["session_id"]].turns()
     assert turns[0] == Turn("Ross", forged) and turns[2] == Turn(forged_name, "hello")
-    tokenizer, params = server.app.state.generator.tokenizer, server.hub.params
-    budget = server.app.state.generator.context - params.max_new_tokens - 1
+    tokenizer = server.app.state.generator.tokenizer
+    budget = 4096  # room for every turn: a shorter honest text must not let more turns fit
     honest = [Turn("Ross" if t.speaker == forged_name else t.speaker, "plain words" if t.text == forged else t.text)
               for t in turns]
     vocab = tokenizer.get_vocab()
