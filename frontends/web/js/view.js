@@ -31,8 +31,15 @@ export class ChatView {
     this.jump = jump;
     this.actions = actions;
     this.stuck = true;
+    this.lastTop = 0;
+    // Only a scroll that moves up unsticks the reader. A scroll event can arrive after the content
+    // has already grown past the threshold (a long chunk, a reply's tools row), and judging it by
+    // its distance from the bottom alone would wrongly stop following the conversation.
     this.log.addEventListener("scroll", () => {
-      this.stuck = this.isNearBottom();
+      const top = this.log.scrollTop;
+      if (this.isNearBottom()) this.stuck = true;
+      else if (top < this.lastTop - 1) this.stuck = false;
+      this.lastTop = top;
       if (this.stuck) this.jump.hidden = true;
     }, { passive: true });
     this.jump.addEventListener("click", () => this.scrollToBottom(true));
