@@ -122,8 +122,9 @@ def plot_history(history: list, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, stage in zip(axes, ("pretrain", "lora")):
+    stages = [st for st in ("pretrain", "lora") if any(row[0] == st for row in history)]  # SmolLM2: lora only
+    fig, axes = plt.subplots(1, len(stages), figsize=(5.5 * len(stages), 4), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
         for split, style in (("train", "-"), ("val", "o-")):
             rows = [(s, v) for st, s, sp, v in history if st == stage and sp == split]
             if split == "train" and len(rows) > 50:  # smooth the noisy per-step loss
