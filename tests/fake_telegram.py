@@ -46,6 +46,7 @@ class FakeTelegram:
         self.updates: list[dict] = []  # not yet confirmed by a later offset
         self.calls: list[tuple[str, dict, bool]] = []  # (method, params, answered ok) of every call
         self.failures: dict[str, list[tuple[int, dict]]] = {}
+        self.holds: dict[str, list[float]] = {}  # method -> seconds to wait before answering its next calls
         self.migrated: dict[int, int] = {}  # group -> the supergroup it became
         self._user_ids: dict[str, int] = {}
         self._update_ids = itertools.count(1000)
@@ -107,6 +108,12 @@ class FakeTelegram:
         with self.lock:
             self.failures.setdefault(method, []).extend([(body["error_code"], body)] * times)
 
+    def hold_next(self, method: str, seconds: float) -> None:
+        """The next call of ``method`` is recorded (and done) at once, but answered ``seconds`` later:
+        a slow network, or a response still on its way when the bot stops."""
+        with self.lock:
+            self.holds.setdefault(method, []).append(seconds)
+
     def sent(self, chat_id: int | None = None, method: str = "sendMessage", failed: bool = False) -> list[dict]:
         """Parameters of the calls of ``method`` (to ``chat_id``) that succeeded, or with ``failed`` all."""
         with self.lock:
@@ -135,6 +142,8 @@ class FakeTelegram:
             queued = self.failures.get(method)
             failure = queued.pop(0) if queued else None
             self.calls.append((method, params, failure is None))
+            held = self.holds.get(method)
+            hold_s = held.pop(0) if held else 0.0
         if failure is not None:
             return JSONResponse(failure[1], status_code=failure[0])
         handler = getattr(self, f"_api_{method}", None)
@@ -143,6 +152,7 @@ class FakeTelegram:
         result = handler(params)
         if asyncio.iscoroutine(result):
             result = await result
+        await asyncio.sleep(hold_s)
         if isinstance(result, JSONResponse):  # the method itself refused
             with self.lock:
                 index = next(i for i in range(len(self.calls) - 1, -1, -1) if self.calls[i][1] is params)

@@ -77,3 +77,23 @@ async def test_server_busy_is_shown_kindly_and_the_message_answered_later(make_p
         assert await fake.wait_texts(talker, 1) == joey_texts(running.session(talker))
     finally:
         await running.stop()
+
+
+async def test_a_stop_while_a_reply_is_being_sent_lets_it_finish(mode, server, fake, tmp_path):
+    # Telegram has the reply, but its answer is still on the way when the bot stops. Cancelling
+    # the request then would leave the part unrecorded, and the restart would send it again.
+    config = tg_config(fake, tmp_path)
+    first = await Bot(mode, server, config).start()
+    chat = 1005
+    fake.hold_next("sendMessage", 1.0)
+    fake.user_message(chat, "Quick, before you go", "Ross")
+    await fake.wait_texts(chat, 1)
+    await first.stop()  # while the held response is still on its way
+    second = await Bot(mode, server, config).start()
+    try:
+        fake.user_message(chat, "Still here?", "Ross")  # a duplicate of the first would come before it
+        sent = await fake.wait_texts(chat, 2)
+        assert sent == joey_texts(second.session(chat))
+        assert user_texts(second.session(chat)) == ["Quick, before you go", "Still here?"]
+    finally:
+        await second.stop()

@@ -102,6 +102,8 @@ class TelegramAdapter:
         for task in list(self._handling):
             task.cancel()
         await asyncio.gather(*self._handling, return_exceptions=True)
+        if self.sender is not None:
+            await self.sender.drain(self.config.stop_grace_s)
         if self.app is not None:
             if self.app.running:
                 await self.app.stop()

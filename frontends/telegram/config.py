@@ -39,12 +39,14 @@ class TelegramConfig:
     retry_attempts: int = 6  # network errors in a row on one Telegram call before it counts as failed
     retry_base_s: float = 0.5  # first backoff after a network error; doubles each time
     max_backoff_s: float = 60.0  # longest wait between tries of a failed reply (retried while running)
+    stop_grace_s: float = 10.0  # at stop, how long a reply part already being sent may take to finish
 
     ENV = {"base_url": "JOEY_TELEGRAM_BASE_URL", "state_path": "JOEY_TELEGRAM_STATE",
            "typing_interval_s": "JOEY_TELEGRAM_TYPING_INTERVAL", "drafts": "JOEY_TELEGRAM_DRAFTS",
            "draft_interval_s": "JOEY_TELEGRAM_DRAFT_INTERVAL", "poll_timeout_s": "JOEY_TELEGRAM_POLL_TIMEOUT",
            "max_open_chats": "JOEY_TELEGRAM_MAX_OPEN_CHATS", "retry_attempts": "JOEY_TELEGRAM_RETRY_ATTEMPTS",
-           "retry_base_s": "JOEY_TELEGRAM_RETRY_BASE", "max_backoff_s": "JOEY_TELEGRAM_MAX_BACKOFF"}
+           "retry_base_s": "JOEY_TELEGRAM_RETRY_BASE", "max_backoff_s": "JOEY_TELEGRAM_MAX_BACKOFF",
+           "stop_grace_s": "JOEY_TELEGRAM_STOP_GRACE"}
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "TelegramConfig":

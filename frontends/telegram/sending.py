@@ -119,6 +119,7 @@ class Sender:
     def __init__(self, bot: Bot, store, attempts: int = 6, base_s: float = 0.5, limit: int = TELEGRAM_LIMIT):
         self.bot, self.store, self.attempts, self.base_s, self.limit = bot, store, attempts, base_s, limit
         self.on_migrated: Callable[[int, int], None] = store.migrate  # the adapter adds its own bookkeeping
+        self._in_flight: set[asyncio.Task] = set()
 
     async def reply(self, chat_id: int, message_id: int, text: str, quote: bool = False) -> int:
         """Send ``text`` in answer to Telegram message ``message_id``; returns the parts sent now.
@@ -132,12 +133,33 @@ class Sender:
             return 0
         sent = 0
         for index in range(done_parts, len(parts)):
-            await self._send(chat_id, message_id if quote else None, parts[index])
-            self.store.part_sent(chat_id, message_id, index + 1, index + 1 == len(parts))
+            await self._unstoppable(self._send_part(chat_id, message_id, quote, parts, index))
             sent += 1
         if not parts:
             self.store.part_sent(chat_id, message_id, 0, True)
         return sent
+
+    async def _send_part(self, chat_id: int, message_id: int, quote: bool, parts: list[str], index: int) -> None:
+        await self._send(chat_id, message_id if quote else None, parts[index])
+        self.store.part_sent(chat_id, message_id, index + 1, index + 1 == len(parts))
+
+    async def _unstoppable(self, step: Awaitable) -> None:
+        """Run ``step`` to its end even if the caller is cancelled (the adapter stopping).
+
+        A part cancelled mid-request may already be in the chat while the store says unsent, and
+        the replay at the next start would send it again; :meth:`drain` lets it finish instead.
+        """
+        task = asyncio.ensure_future(step)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        await asyncio.shield(task)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for parts already on their way (see :meth:`_unstoppable`)."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout_s)
+            for task in self._in_flight:
+                task.cancel()
 
     async def notice(self, chat_id: int, message_id: int | None, text: str) -> None:
         """A line that is not the reply (say, "give me a minute"): sent once, not recorded as the answer."""
