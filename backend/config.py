@@ -9,17 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from model.options import opt, parse_bool
 from model.presets import Preset, describe_presets, resolve
 from model.sampling import GenerationParams
 
 # The sampling defaults live in one place, chosen by measurement (docs/MODEL.md).
 _SAMPLING = GenerationParams()
-
-
-def opt(default, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -35,6 +32,7 @@ class Config:
     engine_dtype: str = opt("auto", "decode dtype: auto (time bf16 and fp32 at start-up, keep the faster), bf16 or fp32")
     engine_compile: bool = opt(False, "torch.compile the decode step during warm-up (mini: 3x per step, ready in 52 s cold / 10 s with inductor's cache; SmolLM2: 6-15 percent for 125 s / 15 s)")
     prefill_chunk: int = opt(64, "prompt tokens prefilled per engine step, so a long prompt never stalls running replies")
+    prefix_cache: int = opt(32, "KV-cache slots that keep finished conversations, so a session's next message prefills only what is new; each costs what a max_batch slot does")
     sentence_holdback: int = opt(16, "the last tokens before max_new_tokens stream whole sentences only, so a reply cut by the limit ends at a sentence end (0 = off)")
     max_new_tokens: int = opt(_SAMPLING.max_new_tokens, "longest reply, in tokens")
     min_new_tokens: int = opt(_SAMPLING.min_new_tokens, "shortest reply, in tokens (end of turn is suppressed before it)")
@@ -103,15 +101,5 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _bool(text) -> bool:
-    if isinstance(text, bool):
-        return text
-    if str(text).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(text).lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected a boolean (true/false), got {text!r}")
-
-
 def _kind(f: dataclasses.Field):
-    return {"int": int, "float": float, "str": str, "bool": _bool, int: int, float: float, str: str, bool: _bool}[f.type]
+    return {"int": int, "float": float, "str": str, "bool": parse_bool, int: int, float: float, str: str, bool: parse_bool}[f.type]

@@ -74,7 +74,7 @@ class Hub:
         await self._end_replies(list(self.sessions.values()), timeout or self.config.shutdown_grace_s)
         restarting = p.error(p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon"))
         for session in list(self.sessions.values()):  # each was saved when it last changed
-            self._deliver(session, restarting)
+            session.deliver(restarting)
             session.closed = True
         self.sessions.clear()
 
@@ -119,7 +119,7 @@ class Hub:
         told it was taken over.
         """
         if session.outbox is not None and session.outbox is not outbox:
-            self._deliver(session, self._error(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere"))
+            session.deliver(self._error(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere"))
         session.outbox = outbox
         if session.orphan_timer:
             session.orphan_timer.cancel()
@@ -158,7 +158,7 @@ class Hub:
         if session.answering and session.reply.message_id == message_id:
             return  # still in flight: its frames are on their way
         if message_id in session.answered:  # answered before: repeat the result, do not generate again
-            self._deliver(session, {**session.answered[message_id], "duplicate": True})
+            session.deliver({**session.answered[message_id], "duplicate": True})
             return
         self._admit(session, message_id)
         turn = {"role": "user", "text": text, "message_id": message_id}
@@ -189,7 +189,7 @@ class Hub:
     async def reset(self, session: Session) -> None:
         await self._end_replies([session], self.config.shutdown_grace_s)
         session.history.clear()
-        self._publish(session, p.reset_done(self._next_seq(session)))
+        self._publish(session, p.reset_done(session.next_seq()))
         self._save(session)
 
     # --- a reply's life -----------------------------------------------------------------------
@@ -208,7 +208,7 @@ class Hub:
     def _start(self, session: Session, reply: Reply) -> None:
         session.reply = reply
         self.replies.add(reply)
-        start = p.reply_start(self._next_seq(session), reply.message_id)
+        start = p.reply_start(session.next_seq(), reply.message_id)
         if self.relay is not None:
             self._save(session)  # followers on other replicas read the user's turn from the store
         self._publish(session, {**start, "regenerate": True} if reply.regenerate else start)
@@ -226,13 +226,13 @@ class Hub:
                     reply.move(ReplyState.PENDING, ReplyState.STREAMING)
                 self.metrics.chunk(reply)
                 reply.parts.append(text)
-                self._publish(session, p.chunk(self._next_seq(session), reply.message_id, text))
+                self._publish(session, p.chunk(session.next_seq(), reply.message_id, text))
             outcome, finish = ReplyState.DONE, _reason(stream.finish_reason)
         except asyncio.CancelledError:
             outcome, finish = ReplyState.CANCELLED, "cancelled"
         except Exception:  # tokenizer, engine, anything: the reply fails, the session carries on
             log.exception("generation failed for session %s", session.id[:8], extra={"session": session.id})
-            self._deliver(session, self._error(p.ErrorCode.MODEL_ERROR, "Joey could not answer", reply.message_id))
+            session.deliver(self._error(p.ErrorCode.MODEL_ERROR, "Joey could not answer", reply.message_id))
         finally:
             if stream is not None:
                 await _close_quietly(stream)
@@ -247,7 +247,7 @@ class Hub:
         text = "".join(reply.parts)
         if text:
             session.history.append({"role": "joey", "text": text, "message_id": reply.message_id})
-        end = p.reply_end(self._next_seq(session), reply.message_id, text, finish, tokens)
+        end = p.reply_end(session.next_seq(), reply.message_id, text, finish, tokens)
         session.answered[reply.message_id] = end
         session.answered.move_to_end(reply.message_id)
         while len(session.answered) > self.config.dedupe_window:
@@ -258,7 +258,7 @@ class Hub:
         self._save(session)
         if self.relay is not None:  # after the save: a follower reads the finished session
             replicas.publish(self, session, end)
-        self._deliver(session, end)
+        session.deliver(end)
 
     async def _end_replies(self, sessions: list[Session], timeout: float) -> None:
         """Cancel the replies of ``sessions`` and wait for them, at most ``timeout`` seconds."""
@@ -279,24 +279,16 @@ class Hub:
             self.cancel(session)
 
     # --- plumbing -----------------------------------------------------------------------------
-    def _next_seq(self, session: Session) -> int:
-        session.seq += 1
-        return session.seq
-
     def _error(self, code: p.ErrorCode, message: str, message_id: str | None = None) -> dict:
         self.metrics.errors.labels(code.value).inc()
         return p.error(p.ProtocolError(code, message, message_id))
-
-    def _deliver(self, session: Session, frame: dict) -> None:
-        if session.outbox is not None:
-            session.outbox.put_nowait(frame)
 
     def _publish(self, session: Session, frame: dict) -> None:
         if frame["type"] in ("reply_start", "chunk") and session.reply is not None:
             session.reply.frames.append(frame)
             if self.relay is not None:
                 replicas.publish(self, session, frame)
-        self._deliver(session, frame)
+        session.deliver(frame)
 
     def _save(self, session: Session) -> None:
         if self.store is None or not session.used:

@@ -91,7 +91,9 @@ class _EngineCollector:
                 yield GaugeMetricFamily(name, help_text, value=value)
         for name, key, help_text in (
                 ("joey_engine_tokens_generated", "tokens_generated", "tokens the engine produced"),
-                ("joey_engine_prefill_tokens", "prefill_tokens", "prompt tokens run through the model")):
+                ("joey_engine_prefill_tokens", "prefill_tokens", "prompt tokens run through the model"),
+                ("joey_engine_prefix_reused_tokens", "reused_tokens",
+                 "prompt tokens copied from the prefix cache instead of run")):
             if isinstance(value := getattr(stats, key, None), (int, float)):
                 yield CounterMetricFamily(name, help_text, value=value)
         for name, key, help_text in (

@@ -78,7 +78,7 @@ async def _follow(hub, session: Session, reply: Reply) -> None:
             reply.frames.append(frame)
             reply.parts.append(frame["text"])
         session.seq = max(session.seq, frame["seq"])
-        hub._deliver(session, frame)
+        session.deliver(frame)
 
     end = None
     try:
@@ -109,7 +109,7 @@ def _ended(hub, session: Session, reply: Reply, end: dict | None) -> None:
         session.seq = max(session.seq, row["seq"])
         stored = row["answered"].get(reply.message_id)
         if end is None and stored and stored["seq"] > reply.frames[0]["seq"] and not reply.handed_off:
-            hub._deliver(session, stored)  # it ended while we were not listening
+            session.deliver(stored)  # it ended while we were not listening
             end = stored
     reply.move(LIVE, ReplyState.DONE if end and end["finish_reason"] != "cancelled" else ReplyState.CANCELLED)
 
@@ -120,7 +120,7 @@ def on_control(hub, action: str, session_id: str) -> None:
         return
     if action == "takeover":
         if session.outbox is not None:
-            hub._deliver(session, hub._error(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere"))
+            session.deliver(hub._error(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere"))
             session.outbox = None
         if session.orphan_timer:  # someone follows the reply now: it must not be aborted as an orphan
             session.orphan_timer.cancel()

@@ -108,6 +108,16 @@ class Session:
     def touch(self) -> None:
         self.last_active = time.monotonic()
 
+    def next_seq(self) -> int:
+        """The ``seq`` of the next stream frame (a resume replays after the client's last one)."""
+        self.seq += 1
+        return self.seq
+
+    def deliver(self, frame: dict) -> None:
+        """Hand ``frame`` to the attached connection, if any (a detached session just misses it)."""
+        if self.outbox is not None:
+            self.outbox.put_nowait(frame)
+
     def turns(self) -> list[Turn]:
         return [Turn((h.get("name") or self.user_name) if h["role"] == "user" else BOT_NAME, h["text"])
                 for h in self.history]

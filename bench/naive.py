@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 
 from model.prompt import Turn, build_prompt, stop_token_ids
-from model.reply import EngineError, FinishReason, ReplyEnd, TextChunk
+from model.reply import FinishReason, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams
 
 
@@ -23,34 +23,15 @@ class _Job:
     prompt: list[int]
     params: GenerationParams
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The engine's own reply type: closing it sets ``cancelled``, which stops generate().
+    reply: Reply = field(init=False)
 
+    def __post_init__(self):
+        self.reply = Reply(lambda _id: self.cancelled.set(), 0)
 
-class NaiveReply:
-    def __init__(self, job: _Job):
-        self._job = job
-        self.finish_reason: FinishReason | None = None
-        self.tokens = 0
-
-    def __aiter__(self) -> "NaiveReply":
-        return self
-
-    async def __anext__(self) -> str:
-        if self.finish_reason is not None:
-            raise StopAsyncIteration
-        event = await self._job.queue.get()
-        if isinstance(event, TextChunk):
-            return event.text
-        self.finish_reason, self.tokens = event.reason, event.tokens
-        if event.reason is FinishReason.ERROR:
-            raise EngineError(event.error)
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        if self.finish_reason is None:
-            self.finish_reason = FinishReason.CANCELLED
-            self._job.cancelled.set()
+    def send(self, event: TextChunk | ReplyEnd) -> None:
+        self.loop.call_soon_threadsafe(self.reply.queue.put_nowait, event)
 
 
 class NaiveGenerator:
@@ -87,11 +68,11 @@ class NaiveGenerator:
             self._jobs.put(None)
             self._worker.join(timeout=30)
 
-    def stream(self, turns: list[Turn], params: GenerationParams) -> NaiveReply:
+    def stream(self, turns: list[Turn], params: GenerationParams) -> Reply:
         prompt = build_prompt(self.tokenizer, turns, self.context - params.max_new_tokens - 1)
-        job = _Job(prompt, params, asyncio.get_running_loop(), asyncio.Queue())
+        job = _Job(prompt, params, asyncio.get_running_loop())
         self._jobs.put(job)
-        return NaiveReply(job)
+        return job.reply
 
     def _serve(self) -> None:
         import torch
@@ -103,7 +84,7 @@ class NaiveGenerator:
             try:
                 self._generate(job)
             except Exception as exc:  # noqa: BLE001 - one failed request must not stop the baseline
-                job.loop.call_soon_threadsafe(job.queue.put_nowait, ReplyEnd(FinishReason.ERROR, 0, str(exc)))
+                job.send(ReplyEnd(FinishReason.ERROR, 0, str(exc)))
 
     def _generate(self, job: _Job) -> None:
         import torch
@@ -133,9 +114,9 @@ class NaiveGenerator:
         producer.start()
         for text in streamer:
             if text:
-                job.loop.call_soon_threadsafe(job.queue.put_nowait, TextChunk(text))
+                job.send(TextChunk(text))
         producer.join()
         new = result["ids"][0, len(job.prompt):].tolist()
         ended = bool(new) and new[-1] in self._stop_ids
         reason = FinishReason.CANCELLED if job.cancelled.is_set() else FinishReason.STOP if ended else FinishReason.LENGTH
-        job.loop.call_soon_threadsafe(job.queue.put_nowait, ReplyEnd(reason, len(new) - ended))
+        job.send(ReplyEnd(reason, len(new) - ended))

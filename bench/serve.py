@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto", help="lean engine: auto, bf16 or fp32")
     parser.add_argument("--compile", action="store_true", help="lean engine: compiled decode step")
     parser.add_argument("--prefill-chunk", type=int, default=64)
+    parser.add_argument("--prefix-cache", type=int, default=64, help="lean engine: conversations kept (one per session)")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         # bunch the last tokens into sentence-sized chunks and blur the inter-token gaps.
         generator = JoeyGenerator.load(args.base, args.adapter or None, max_batch=args.max_batch, threads=1,
                                        context=config.context_tokens, dtype=args.dtype, compile=args.compile,
-                                       prefill_chunk=args.prefill_chunk, sentence_holdback=0)
+                                       prefill_chunk=args.prefill_chunk, sentence_holdback=0,
+                                       prefix_cache=args.prefix_cache)
     else:
         from bench.naive import NaiveGenerator
 

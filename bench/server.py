@@ -80,8 +80,9 @@ class ServerProcess:
         while self.readyz() is None:
             if self.proc.poll() is not None or time.monotonic() - started > self.start_timeout:
                 self.log.seek(0)
-                self.__exit__()
-                raise RuntimeError(f"{self.kind} server did not start:\n{self.log.read().decode(errors='replace')[-3000:]}")
+                output = self.log.read().decode(errors="replace")[-3000:]
+                self.__exit__()  # closes the log
+                raise RuntimeError(f"{self.kind} server did not start:\n{output}")
             time.sleep(0.1)
         self.ready_after_s = time.monotonic() - started
         return self

@@ -7,7 +7,11 @@ the next step.
 
 Prompts go in by chunks of ``prefill_chunk`` tokens, at most one chunk per step while other
 requests are decoding, so a long new prompt delays the running streams by one chunk's time
-per step instead of stalling them for its whole prefill.
+per step instead of stalling them for its whole prefill. A prompt first copies the keys and
+values it shares with an earlier prompt and reply (:class:`PrefixCache`: the system message,
+and the conversation so far), so usually only the new message is prefilled.
+
+Slots ``0..max_batch-1`` of the model's KV cache decode; the rest belong to the prefix cache.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 from model.detokenize import StreamDecoder
 from model.lean import LeanLlama
 from model.metrics import EngineMetrics, EngineStats
+from model.prefix_cache import PrefixCache
 from model.reply import EngineError, FinishReason, Mailbox, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams, choose
 
@@ -45,6 +50,7 @@ class _Request:
     decoder: StreamDecoder  # holds the reply's token ids
     submitted: float = field(default_factory=time.perf_counter)
     prefilled: int = 0  # prompt tokens already in the KV cache
+    continues: int | None = None  # the prefix-cache slot of its conversation's previous turn
     answered: bool = False  # its first token has been chosen
 
     @property
@@ -66,11 +72,10 @@ class Engine:
         self._seen = torch.zeros(model.max_slots, model.vocab_size, dtype=torch.bool)
         # The engine thread decodes with its own copy: a fast tokenizer is not safe to share.
         self._tokenizer = copy.deepcopy(tokenizer)
-        # Every prompt starts the same way (the system message): its keys and values are computed
-        # once, into the last slot, and copied into each new request's slot instead of recomputed.
-        self.prefix = list(prefix) if prefix and model.max_slots > max_batch else []
-        self._prefix_slot = model.max_slots - 1
-        self.max_batch = min(max_batch, model.max_slots - bool(self.prefix))
+        self.max_batch = min(max_batch, model.max_slots)
+        self.cache = PrefixCache(range(self.max_batch, model.max_slots))
+        # Every prompt starts the same way (the system message): a pinned cache entry.
+        self.prefix = list(prefix) if prefix and self.cache.capacity else []
         self.threads, self.prefill_chunk, self.sentence_holdback = threads, prefill_chunk, sentence_holdback
         self._warmup = warmup  # run on the engine thread before it takes requests (compiling)
         self._inbox: queue.Queue = queue.Queue()
@@ -145,7 +150,7 @@ class Engine:
                 if self._warmup is not None:
                     self._warmup()
                 if self.prefix:
-                    self.model.prefill(self._prefix_slot, self.prefix)
+                    self.model.prefill(self.cache.place(self.prefix, len(self.prefix), pinned=True), self.prefix)
                 self._warm.set()
                 self._loop()
         except BaseException as exc:  # keep the reason for /readyz, fail everyone cleanly
@@ -194,10 +199,12 @@ class Engine:
         budget = None if not self._active else self.prefill_chunk
         while self._waiting and len(self._active) < self.max_batch and (budget is None or budget > 0):
             req, slot = self._waiting[0], len(self._active)
-            if not req.prefilled and self.prefix and req.prompt[:len(self.prefix)] == self.prefix \
-                    and len(req.prompt) > len(self.prefix):
-                self.model.move_slot(self._prefix_slot, slot, len(self.prefix))
-                req.prefilled = len(self.prefix)
+            if not req.prefilled:
+                source, req.prefilled, continues = self.cache.longest(req.prompt)
+                if req.prefilled:
+                    self.model.move_slot(source, slot, req.prefilled)
+                    self.metrics.reused(req.prefilled)
+                    req.continues = source if continues else None
             take = len(req.prompt) - req.prefilled if budget is None else min(budget, len(req.prompt) - req.prefilled)
             try:
                 logits = self.model.prefill(slot, req.prompt[req.prefilled:req.prefilled + take], start=req.prefilled)
@@ -267,6 +274,7 @@ class Engine:
         if rest:
             req.emit(TextChunk(rest))
         self._end(req, reason)
+        self._keep(slot, req)
         last = len(self._active) - 1
         if slot != last:
             moved = self._active[last]
@@ -276,3 +284,12 @@ class Engine:
         self._active.pop()
         if self._waiting and self._waiting[0].prefilled:  # its part-filled slot follows the dense end
             self.model.move_slot(last + 1, last, self._waiting[0].prefilled)
+
+    def _keep(self, slot: int, req: _Request) -> None:
+        """Copy a finished request's keys and values into the prefix cache, for its conversation's
+        next message. The last token chosen never ran through the model, so it is not there."""
+        ids = (req.prompt + list(req.generated))[:req.length - 1]
+        if len(ids) > len(self.prefix):
+            kept = self.cache.place(ids, len(req.prompt), supersedes=req.continues)
+            if kept is not None:
+                self.model.move_slot(slot, kept, len(ids))

@@ -17,6 +17,7 @@ from model.compiled import choose_dtype, compile_decode, warm_up
 from model.engine import Engine
 from model.lean import LeanLlama
 from model.metrics import EngineStats
+from model.presets import PRESETS, ensure_base
 from model.prompt import BOT_NAME, Turn, build_prompt, stop_text, stop_token_ids
 from model.reply import EngineError, FinishReason
 from model.sampling import GenerationParams
@@ -98,11 +99,12 @@ class JoeyGenerator:
     @classmethod
     def load(cls, base: str, adapter: str | None, max_batch: int = 16, threads: int = 1,
              context: int = 512, dtype: str = "auto", compile: bool = False,
-             prefill_chunk: int = 64, sentence_holdback: int = 16) -> "JoeyGenerator":
+             prefill_chunk: int = 64, sentence_holdback: int = 16, prefix_cache: int = 32) -> "JoeyGenerator":
         """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``: a
         compiled decode step, built during warm-up on the engine thread (ready says when);
         ``prefill_chunk``: prompt tokens per step while others decode; ``sentence_holdback``:
-        the last tokens before the limit stream whole sentences only (see StreamDecoder)."""
+        the last tokens before the limit stream whole sentences only (see StreamDecoder);
+        ``prefix_cache``: extra KV-cache slots that keep finished conversations (PrefixCache)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,7 +124,8 @@ class JoeyGenerator:
         # The KV cache is sized from this: SmolLM2's own 8,192 at batch 64 would be 12 GB.
         context = min(context, model.config.max_position_embeddings)
         chosen = choose_dtype(dtype, model, max_batch)
-        lean = LeanLlama(model, max_slots=max_batch + 1, max_len=context, dtype=chosen)  # + the prefix slot
+        # + the system message's slot and the conversations kept for their next message
+        lean = LeanLlama(model, max_slots=max_batch + 1 + prefix_cache, max_len=context, dtype=chosen)
         del model  # the lean copy is all that serving needs
         if compile:
             compile_decode(lean)
@@ -133,6 +136,14 @@ class JoeyGenerator:
                  f" + {adapter}" if adapter else "", context, max_batch, chosen, ", compiled" if compile else "",
                  lean.cache_bytes() / 2**20)
         return cls(engine, tokenizer, context)
+
+    @classmethod
+    def from_preset(cls, name: str, with_adapter: bool = True, **options) -> "JoeyGenerator":
+        """Preset ``name``'s shipped weights (converting SmolLM2's base first, if set-up has not);
+        ``options`` go to :meth:`load`."""
+        preset = PRESETS[name]
+        ensure_base(preset)
+        return cls.load(preset.base, preset.adapter if with_adapter else None, **options)
 
     @property
     def ready(self) -> bool:

@@ -53,6 +53,7 @@ class EngineStats:
     ttft_seconds: Histogram  # submit -> first token chosen, per request
     step_seconds: Histogram  # one batched decode step (all active requests)
     prefill_tokens: int  # prompt tokens run through the model since start
+    reused_tokens: int = 0  # prompt tokens copied from the prefix cache instead (not run)
 
 
 class EngineMetrics:
@@ -60,6 +61,7 @@ class EngineMetrics:
         self._lock = threading.Lock()
         self.tokens_generated = 0
         self.prefill_tokens = 0
+        self.reused_tokens = 0
         self.finished: dict[str, int] = {}
         self.ttft = Histogram(TTFT_BOUNDS)
         self.step = Histogram(STEP_BOUNDS)
@@ -78,6 +80,9 @@ class EngineMetrics:
     def prefilled(self, tokens: int) -> None:
         self.prefill_tokens += tokens
 
+    def reused(self, tokens: int) -> None:
+        self.reused_tokens += tokens
+
     def ended(self, reason: str) -> None:
         with self._lock:
             self.finished[reason] = self.finished.get(reason, 0) + 1
@@ -85,4 +90,4 @@ class EngineMetrics:
     def snapshot(self, queue_depth: int, active_batch: int) -> EngineStats:
         with self._lock:
             return EngineStats(queue_depth, active_batch, self.tokens_generated, dict(self.finished),
-                               self.ttft.copy(), self.step.copy(), self.prefill_tokens)
+                               self.ttft.copy(), self.step.copy(), self.prefill_tokens, self.reused_tokens)

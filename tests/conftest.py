@@ -117,6 +117,11 @@ class Client:
         await self.send(type="message", id=message_id, text=text)
         return await self.until("reply_end")
 
+    async def streaming(self, text: str, message_id: str) -> None:
+        """Send a message and return once its reply streams (its first chunk came)."""
+        await self.send(type="message", id=message_id, text=text)
+        await self.until("chunk")
+
 
 @contextlib.asynccontextmanager
 async def connect(url: str, **kwargs):

@@ -35,7 +35,7 @@ def test_a_bad_boolean_flag_is_refused_by_name():
     parser = argparse.ArgumentParser(prog="joey train", exit_on_error=False)
     add_arguments(parser)
     assert parser.parse_args(["--data", "d", "--include-more", "off"]).include_more is False
-    with pytest.raises(argparse.ArgumentError, match="expected true or false, got 'maybe'"):
+    with pytest.raises(argparse.ArgumentError, match="include-more: expected a boolean \\(true/false\\), got 'maybe'"):
         parser.parse_args(["--data", "d", "--include-more", "maybe"])
 
 

@@ -154,14 +154,35 @@ async def test_stats_count_tokens_first_tokens_and_steps(generator):
     for reply in replies:
         await collect(reply)
     stats = generator.stats()
-    # The shared start of every prompt is computed once, not per request.
+    # The shared start of every prompt is computed once, not per request; the rest is computed
+    # or copied from an earlier prompt (the prefix cache), never both.
     shared = len(generator.engine.prefix)
-    assert shared > 0 and stats.prefill_tokens == sum(len(generator.prompt_ids(p, GREEDY)) - shared for p in prompts)
+    assert shared > 0 and stats.reused_tokens >= 3 * shared
+    assert stats.prefill_tokens + stats.reused_tokens == sum(len(generator.prompt_ids(p, GREEDY)) for p in prompts)
     assert stats.tokens_generated == sum(r.tokens for r in replies)
     assert stats.ttft_seconds.count == 3 and stats.ttft_seconds.cumulative()[-1][1] == 3
     assert stats.step_seconds.count >= max(r.tokens for r in replies) - 1
     assert sum(stats.requests_finished.values()) == 3
     assert (stats.queue_depth, stats.active_batch) == (0, 0)
+
+
+async def test_a_conversations_next_message_prefills_only_what_is_new(tiny_model):
+    kept, plain = (JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, prefix_cache=n)
+                   for n in (2, 0))
+    kept.start(), plain.start()
+    try:
+        turns, previous = [Turn("Rachel", "Hi Joey")], 0
+        for message in ("And then?", "Really?", "Bye!"):
+            before = kept.stats().prefill_tokens
+            reply = await collect(kept.stream(turns, GREEDY))
+            assert reply == await collect(plain.stream(turns, GREEDY))  # copied keys are the same keys
+            prompt = kept.prompt_ids(turns, GREEDY)
+            if previous:  # everything up to the last reply came from the cache
+                assert kept.stats().prefill_tokens - before <= len(prompt) - previous
+            turns, previous = turns + [Turn("Joey", reply), Turn("Rachel", message)], len(prompt)
+        assert kept.stats().reused_tokens > plain.stats().reused_tokens
+    finally:
+        kept.stop(), plain.stop()
 
 
 async def test_not_ready_until_warm_up_ends_and_requests_wait_for_it(tiny_model):

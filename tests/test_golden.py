@@ -11,7 +11,7 @@ import json
 import pytest
 
 from model.generator import JoeyGenerator
-from model.presets import PRESETS, ensure_base
+from model.presets import PRESETS
 from model.prompt import Turn
 from model.sampling import GREEDY
 from tests.conftest import ROOT, RunningServer, connect, server_config
@@ -25,8 +25,7 @@ CASES = [(name, case) for name, cases in GOLDEN.items() for case in cases]
 def shipped():
     loaded = {}
     for name in GOLDEN:
-        ensure_base(PRESETS[name])
-        gen = JoeyGenerator.load(PRESETS[name].base, PRESETS[name].adapter, max_batch=4, dtype=GOLDEN_DTYPE)
+        gen = JoeyGenerator.from_preset(name, max_batch=4, dtype=GOLDEN_DTYPE)
         gen.start()
         loaded[name] = gen
     yield loaded

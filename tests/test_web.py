@@ -36,9 +36,7 @@ async def test_reply_streams_and_final_text_equals_server_text(server, page):
             if (document.querySelector('.msg--joey[data-state=streaming]')) window.__typingSeen = true;
         }).observe(document.getElementById('messages'), { subtree: true, childList: true, attributes: true });
     }""")
-    await page.say("How you doin'?")
-    message_id = await page.last_user_id()
-    end = await page.reply_end(message_id)
+    message_id, end = await page.exchange("How you doin'?")
     await page.page.wait_for_selector(f'.msg--joey[data-message-id="{message_id}"][data-state=done]', timeout=T)
 
     chunks = [f for f in page.received if f["type"] == "chunk" and f["message_id"] == message_id]
@@ -133,9 +131,7 @@ async def test_starter_prompt_sends_from_the_empty_state(server, page):
 async def test_markup_in_messages_renders_as_text(server, page):
     await page.open(server)
     xss = "<img src=x onerror=alert(1)><script>alert(2)</script>"
-    await page.say(xss)
-    message_id = await page.last_user_id()
-    end = await page.reply_end(message_id)
+    message_id, end = await page.exchange(xss)
     await page.page.wait_for_selector(".msg--joey[data-state=done]", timeout=T)
     assert await page.page.text_content("#messages .msg--user .msg__text") == xss
     assert await page.page.locator("#messages img, #messages script").count() == 0
@@ -157,8 +153,7 @@ async def test_limits_and_errors_are_shown_in_the_page(make_server, page):
     await page.page.fill("#input", "hi \U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466")
     assert await page.page.text_content("#counter") == "4 / 20"
 
-    await page.say("Hi Joey")
-    await page.reply_end(await page.last_user_id())
+    await page.exchange("Hi Joey")
     await page.say("Again!")  # over the rate limit of one message per window
     again = await page.last_user_id()
     error = await page.frame(lambda f: f["type"] == "error")

@@ -21,9 +21,7 @@ pytestmark = [
 
 
 async def chat_with(page, text: str) -> str:
-    await page.say(text)
-    message_id = await page.last_user_id()
-    await page.reply_end(message_id)
+    message_id, _ = await page.exchange(text)
     await page.page.locator(f'.msg--joey[data-message-id="{message_id}"][data-state=done]').wait_for(timeout=T)
     return message_id
 

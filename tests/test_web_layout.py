@@ -46,8 +46,7 @@ class opened:
 
 async def converse(page: Page, count: int, text: str = "Tell me everything about {}") -> None:
     for i in range(count):
-        await page.say(text.format(i) + " " + "and more " * 12)
-        await page.reply_end(await page.last_user_id())
+        await page.exchange(text.format(i) + " " + "and more " * 12)
     await page.page.locator("#messages .msg--joey[data-state=done]").nth(count - 1).wait_for(timeout=T)
 
 

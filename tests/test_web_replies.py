@@ -24,8 +24,7 @@ pytestmark = [
 async def test_copy_puts_the_reply_on_the_clipboard(server, page):
     await page.page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.http)
     await page.open(server)
-    await page.say("What's your favourite food?")
-    end = await page.reply_end(await page.last_user_id())
+    _, end = await page.exchange("What's your favourite food?")
     reply = page.page.locator(".msg--joey[data-state=done]")
     await reply.hover()
     copy = reply.get_by_role("button", name="Copy Joey's reply")
@@ -36,12 +35,8 @@ async def test_copy_puts_the_reply_on_the_clipboard(server, page):
 
 async def test_regenerate_replaces_the_latest_reply(server, page):
     await page.open(server)
-    await page.say("Hey Joey")
-    first = await page.last_user_id()
-    await page.reply_end(first)
-    await page.say("Tell me a joke")
-    second = await page.last_user_id()
-    old = await page.reply_end(second)
+    first, _ = await page.exchange("Hey Joey")
+    second, old = await page.exchange("Tell me a joke")
     await page.page.locator(".msg--joey[data-state=done]").nth(1).wait_for(timeout=T)
     # Only the latest reply can be regenerated: the server answers the last message again.
     earlier, latest = page.page.locator(".msg--joey").nth(0), page.page.locator(".msg--joey").nth(1)
@@ -71,9 +66,7 @@ async def test_regenerate_replaces_the_latest_reply(server, page):
 async def test_messages_show_their_time_on_hover_even_after_reload(server, page):
     await page.open(server)
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
-    await page.say("What time is it?")
-    message_id = await page.last_user_id()
-    await page.reply_end(message_id)
+    message_id, _ = await page.exchange("What time is it?")
     await page.page.locator(".msg--joey[data-state=done]").wait_for(timeout=T)
     await page.say("Again")  # now the first reply is not the latest: its tools show on hover only
     await page.reply_end(await page.last_user_id())
@@ -99,8 +92,7 @@ async def test_phone_shows_the_tools_of_the_latest_reply(server, browser):
     try:
         page = Page(await context.new_page())
         await page.open(server)
-        await page.say("Hi")
-        await page.reply_end(await page.last_user_id())
+        await page.exchange("Hi")
         latest = page.page.locator(".msg--joey[data-state=done]")
         await expect(latest.get_by_role("button", name="Copy Joey's reply")).to_be_visible(timeout=T)
         await expect(latest.get_by_role("button", name="Ask Joey for another reply")).to_be_visible(timeout=T)

@@ -23,11 +23,8 @@ pytestmark = [
 
 async def test_reload_restores_the_conversation(server, page):
     await page.open(server)
-    await page.say("Do you want pizza?")
-    first = await page.last_user_id()
-    await page.reply_end(first)
-    await page.say("And a sandwich?")
-    await page.reply_end(await page.last_user_id())
+    first, _ = await page.exchange("Do you want pizza?")
+    await page.exchange("And a sandwich?")
     session_id = await page.session_id()
     expected = [(h["role"], h["text"]) for h in history(server, session_id)]
     assert len(expected) == 4

@@ -58,8 +58,7 @@ async def test_cancel_stops_chunks_and_session_takes_next_message(make_server):
     server = make_server(min_new_tokens=200, max_new_tokens=200)
     async with connect(server.url) as c:
         await c.open()
-        await c.send(type="message", id="long", text="Tell me a long story")
-        await c.until("chunk")
+        await c.streaming("Tell me a long story", "long")
         await c.send(type="cancel")
         end, _ = await c.until("reply_end")
         assert end["finish_reason"] == "cancelled" and end["tokens"] < 200
@@ -161,8 +160,7 @@ async def test_client_gone_aborts_request_and_frees_slot(make_server):
     engine = server.app.state.generator.engine
     async with connect(server.url) as c:
         info = await c.open()
-        await c.send(type="message", id="bye", text="Talk forever")
-        await c.until("chunk")
+        await c.streaming("Talk forever", "bye")
     session = server.hub.sessions[info["session_id"]]
     assert await wait_until(lambda: engine.active == 0 and not session.answering)
     assert server.hub.sessions[info["session_id"]].answered["bye"]["finish_reason"] == "cancelled"
@@ -230,8 +228,7 @@ async def test_regenerate_while_answering_is_busy(make_server):
     server = make_server(min_new_tokens=200, max_new_tokens=200)
     async with connect(server.url) as c:
         await c.open()
-        await c.send(type="message", id="one", text="first")
-        await c.until("chunk")
+        await c.streaming("first", "one")
         await c.send(type="regenerate")
         end, seen = await c.until("reply_end")
         assert [f["code"] for f in seen if f["type"] == "error"] == ["busy"]
@@ -257,8 +254,7 @@ async def test_server_busy_when_the_engine_queue_is_long(make_server):
     async with connect(server.url) as a, connect(server.url) as b:
         await a.open()
         await b.open()
-        await a.send(type="message", id="long", text="Tell me everything")
-        await a.until("chunk")
+        await a.streaming("Tell me everything", "long")
         await b.send(type="message", id="wait", text="Hi Joey")
         busy = await b.recv()
         assert busy["code"] == "server_busy" and busy["message_id"] == "wait" and busy["retry_after"] >= 1

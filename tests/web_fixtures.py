@@ -85,6 +85,12 @@ class Page:
     async def reply_end(self, message_id: str) -> dict:
         return await self.frame(lambda f: f["type"] == "reply_end" and f["message_id"] == message_id)
 
+    async def exchange(self, text: str) -> tuple[str, dict]:
+        """Say ``text`` and wait for Joey's answer: the message's id and its reply_end frame."""
+        await self.say(text)
+        message_id = await self.last_user_id()
+        return message_id, await self.reply_end(message_id)
+
     async def last_user_id(self) -> str:
         user = self.page.locator("#messages .msg--user").last
         await user.wait_for(timeout=T)

@@ -12,13 +12,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from model.options import parse_bool
 from training.train_config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with the transcripts")
     for f in _flag_fields():
-        kind = {int: int, float: float, bool: _bool, Path: Path}.get(type(f.default), str)
+        kind = {int: int, float: float, bool: parse_bool, Path: Path}.get(type(f.default), str)
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
                             help=f"{f.metadata.get('help', '')} (default {f.default})".lstrip())
 
@@ -34,10 +35,3 @@ def _flag_fields() -> list[dataclasses.Field]:
     # ``history`` is the run's log, not a setting.
     return [f for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "history")]
 
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")

@@ -17,7 +17,7 @@ import random
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from model.presets import PRESETS, ROOT, ensure_base
+from model.presets import PRESETS, ROOT
 from model.prompt import DEFAULT_USER_NAME, Turn
 from model.sampling import GREEDY, GenerationParams
 from training import data as corpus
@@ -95,10 +95,10 @@ async def _replies(gen, contexts: list[list[Turn]], params: GenerationParams) ->
 class Replier:
     """One loaded model answering many contexts at once through the serving engine."""
 
-    def __init__(self, base: str, adapter: str | None, threads: int):
+    def __init__(self, preset: str, with_adapter: bool, threads: int):
         from model.generator import JoeyGenerator
 
-        self.gen = JoeyGenerator.load(base, adapter, max_batch=16, threads=threads)
+        self.gen = JoeyGenerator.from_preset(preset, with_adapter, max_batch=16, threads=threads)
         self.gen.start()
 
     def __call__(self, contexts: list[list[Turn]], params: GenerationParams) -> list[tuple[str, str]]:
@@ -109,9 +109,7 @@ class Replier:
 
 
 def run_sweep(args, embed, style, said, contexts, sweep_file: Path) -> int:
-    preset = PRESETS[args.models.split(",")[0].strip()]
-    ensure_base(preset)
-    replier = Replier(preset.base, preset.adapter, args.threads)
+    replier = Replier(args.models.split(",")[0].strip(), True, args.threads)
     sweep = []
     try:
         for temperature, top_p, top_k, penalty in SWEEP:
@@ -157,9 +155,7 @@ def run(args: argparse.Namespace) -> int:
     runs = [(f"SmolLM2-135M-Instruct, no adapter (zero-shot)", "smollm2", False)] if "smollm2" in models else []
     runs += [(f"{PRESETS[m].about.split(':')[0]} (preset `{m}`)", m, True) for m in models]
     for label, name, with_adapter in runs:
-        preset = PRESETS[name]
-        ensure_base(preset)
-        replier = Replier(preset.base, preset.adapter if with_adapter else None, args.threads)
+        replier = Replier(name, with_adapter, args.threads)
         try:
             out = replier(contexts, defaults)
             rows[label] = metrics.score(embed, style, said, [t for t, _ in out], [f for _, f in out])

