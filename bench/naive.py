@@ -44,16 +44,12 @@ class NaiveGenerator:
     @classmethod
     def load(cls, base: str, adapter: str | None, context: int = 512, threads: int = 1) -> "NaiveGenerator":
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from model.generator import load_merged
 
         torch.set_num_threads(threads)
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        if adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        return cls(model.eval(), tokenizer, min(context, model.config.max_position_embeddings), threads)
+        model, tokenizer = load_merged(base, adapter)
+        return cls(model, tokenizer, min(context, model.config.max_position_embeddings), threads)
 
     @property
     def ready(self) -> bool:

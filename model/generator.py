@@ -92,6 +92,25 @@ def shared_prefix(tokenizer, context: int) -> list[int]:
     return a[:next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
 
 
+def load_merged(base: str, adapter: str | None):
+    """The HF model (fp32, eval mode) with the LoRA adapter merged in, and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if missing := missing_model(base, adapter):
+        raise ModelNotFound(f"no model at {missing!r}: not a local directory, nor a hub id")
+    if all(_is_local(n) for n in filter(None, (base, adapter))):
+        # Shipped or local weights: make sure nothing reaches for the network.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    return model.eval(), tokenizer
+
+
 class JoeyGenerator:
     def __init__(self, engine: Engine, tokenizer, context: int, bot_name: str = BOT_NAME):
         self.engine, self.tokenizer, self.context, self.bot_name = engine, tokenizer, context, bot_name
@@ -106,21 +125,9 @@ class JoeyGenerator:
         the last tokens before the limit stream whole sentences only (see StreamDecoder);
         ``prefix_cache``: extra KV-cache slots that keep finished conversations (PrefixCache)."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if missing := missing_model(base, adapter):
-            raise ModelNotFound(f"no model at {missing!r}: not a local directory, nor a hub id")
-        if all(_is_local(n) for n in filter(None, (base, adapter))):
-            # Shipped or local weights: make sure nothing reaches for the network.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         torch.set_num_threads(threads)
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        if adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        model.eval()
+        model, tokenizer = load_merged(base, adapter)
         # The KV cache is sized from this: SmolLM2's own 8,192 at batch 64 would be 12 GB.
         context = min(context, model.config.max_position_embeddings)
         chosen = choose_dtype(dtype, model, max_batch)

@@ -122,6 +122,13 @@ class Client:
         await self.send(type="message", id=message_id, text=text)
         await self.until("chunk")
 
+    async def while_streaming(self, text: str, message_id: str, **frame) -> tuple[dict, list[dict]]:
+        """Send a message, then ``frame`` once its reply streams; returns the reply_end and the
+        frames before it."""
+        await self.streaming(text, message_id)
+        await self.send(**frame)
+        return await self.until("reply_end")
+
 
 @contextlib.asynccontextmanager
 async def connect(url: str, **kwargs):

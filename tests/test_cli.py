@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,12 @@ def test_config_precedence_flag_then_env_then_default():
 
 def test_every_config_field_has_help():
     assert all(f.metadata.get("help") for f in dataclasses.fields(Config))
+
+
+def test_train_flags_keep_their_types():
+    from training.cli import add_arguments
+
+    parser = argparse.ArgumentParser(prog="joey train")
+    add_arguments(parser)
+    args = parser.parse_args(["--data", "d", "--work", "w", "--lora-steps", "3", "--lora-lr", "0.5"])
+    assert isinstance(args.work, Path) and (args.lora_steps, args.lora_lr) == (3, 0.5)

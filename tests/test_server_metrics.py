@@ -47,6 +47,8 @@ async def test_metrics_move_after_a_chat(make_server):
     assert after["joey_engine_active_batch"] == 0 and after["joey_engine_queue_depth"] == 0
     assert after["joey_engine_step_seconds_count"] >= end["tokens"] - 1 > 0
     assert after["joey_engine_tokens_generated_total"] >= end["tokens"]
+    # Every prompt starts with the system message, copied from the prefix cache, never recomputed.
+    assert after["joey_engine_prefix_reused_tokens_total"] > 0 and after["joey_engine_prefill_tokens_total"] > 0
 
 
 def test_json_log_lines_carry_session_ids_and_no_secrets():

@@ -36,7 +36,8 @@ def test_mini_pipeline_writes_fp16_weights_that_serve_and_the_adapter_changes_th
     # batch 64 > the 44 training pairs: a short epoch must still train (it once divided by zero).
     cfg = TrainConfig(data=data, base="mini", out=tmp_path / "weights", work=tmp_path / "work", vocab_size=300,
                       hidden=32, layers=1, heads=2, mlp=64, context=128, seq_len=32, batch=64, pretrain_steps=4,
-                      warmup=1, lora_steps=8, lora_lr=5e-2, lora_warmup=1, eval_every=2, lora_context_tokens=64)
+                      warmup=1, lora_steps=8, lora_lr=5e-2, lora_warmup=1, eval_every=2, lora_context_tokens=64,
+                      lora_max_repeats=0)  # the synthetic scenes repeat every line
     run(cfg)
     base, lora = tmp_path / "weights" / "mini" / "base", tmp_path / "weights" / "mini" / "joey-lora"
     assert json.loads((base / "config.json").read_text())["dtype"] == "float16"
@@ -50,3 +51,20 @@ def test_mini_pipeline_writes_fp16_weights_that_serve_and_the_adapter_changes_th
 
     with_adapter, without = reply(str(base), str(lora)), reply(str(base), None)
     assert with_adapter != without  # the serving path applied the adapter
+
+
+def test_bland_and_echoing_lines_are_left_out_of_the_adapter_data():
+    from model.prompt import Turn
+    from training.data import JoeyPair
+    from training.lora import informative
+
+    def pair(said: str, reply: str) -> JoeyPair:
+        return JoeyPair([Turn("Ross", said)], reply, "s01e01")
+
+    pairs = [pair("Where were you?", "Hey!") for _ in range(3)] + [
+        pair("I got the part!", "I got the part too, can you believe it?"),
+        pair("Do you want some pizza?", "Do you want some pizza?"),  # an echo
+        pair("Did you eat my sandwich?", "Hey! It had my name on it!")]
+    kept = informative(pairs, max_repeats=2, drop_echo=True)
+    assert [p.reply for p in kept] == ["I got the part too, can you believe it?", "Hey! It had my name on it!"]
+    assert informative(pairs, max_repeats=0, drop_echo=False) == pairs

@@ -54,13 +54,17 @@ async def test_two_sessions_are_isolated(server):
         assert "Chandler?" in pb and "Chandler?" not in pa
 
 
-async def test_cancel_stops_chunks_and_session_takes_next_message(make_server):
-    server = make_server(min_new_tokens=200, max_new_tokens=200)
+@pytest.fixture
+def talkative(make_server):
+    """A server whose replies run 200 tokens: long enough to act on one while it streams."""
+    return make_server(min_new_tokens=200, max_new_tokens=200)
+
+
+async def test_cancel_stops_chunks_and_session_takes_next_message(talkative):
+    server = talkative
     async with connect(server.url) as c:
         await c.open()
-        await c.streaming("Tell me a long story", "long")
-        await c.send(type="cancel")
-        end, _ = await c.until("reply_end")
+        end, _ = await c.while_streaming("Tell me a long story", "long", type="cancel")
         assert end["finish_reason"] == "cancelled" and end["tokens"] < 200
         assert await wait_until(lambda: server.app.state.generator.engine.active == 0)
         end2, _ = await c.ask("Hi again", "next")
@@ -105,8 +109,8 @@ async def test_message_before_open_is_refused(server):
         assert (await c.recv())["code"] == "no_session"
 
 
-async def test_busy_while_answering(make_server):
-    server = make_server(min_new_tokens=200, max_new_tokens=200)
+async def test_busy_while_answering(talkative):
+    server = talkative
     async with connect(server.url) as c:
         await c.open()
         await c.send(type="message", id="one", text="first")
@@ -224,13 +228,11 @@ async def test_regenerate_replaces_joeys_answer_to_the_last_message(server):
         assert (await c.recv())["code"] == "nothing_to_regenerate"
 
 
-async def test_regenerate_while_answering_is_busy(make_server):
-    server = make_server(min_new_tokens=200, max_new_tokens=200)
+async def test_regenerate_while_answering_is_busy(talkative):
+    server = talkative
     async with connect(server.url) as c:
         await c.open()
-        await c.streaming("first", "one")
-        await c.send(type="regenerate")
-        end, seen = await c.until("reply_end")
+        end, seen = await c.while_streaming("first", "one", type="regenerate")
         assert [f["code"] for f in seen if f["type"] == "error"] == ["busy"]
         assert end["message_id"] == "one"
 

@@ -19,7 +19,8 @@ from training.train_config import TrainConfig
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with the transcripts")
     for f in _flag_fields():
-        kind = {int: int, float: float, bool: parse_bool, Path: Path}.get(type(f.default), str)
+        kind = next((k for t, k in ((bool, parse_bool), (int, int), (float, float), (Path, Path))
+                     if isinstance(f.default, t)), str)
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
                             help=f"{f.metadata.get('help', '')} (default {f.default})".lstrip())
 

@@ -19,12 +19,14 @@ import logging
 import math
 import random
 import time
+from collections import Counter
 
 import torch
 from tqdm import tqdm
 
 from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn, build_prompt, reply_ids
 from training import data as corpus
+from training.metrics import is_echo, normal_words
 from training.train_config import TrainConfig
 
 log = logging.getLogger("joey.train")
@@ -40,6 +42,19 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def informative(pairs: list[corpus.JoeyPair], max_repeats: int, drop_echo: bool) -> list[corpus.JoeyPair]:
+    """The pairs worth learning a reply from: not a line Joey says more than ``max_repeats`` times
+    ("Hey!", "Yeah.", "What?": 9% of his lines), nor one that mostly repeats the line before.
+
+    Trained on them, the adapter learns that a bland line fits after almost anything, and says
+    it too often (fewer unique replies, more echoes: docs/MODEL.md). ``max_repeats`` 0 keeps all.
+    """
+    counts = Counter(normal_words(p.reply) for p in pairs)
+    return [p for p in pairs
+            if not (max_repeats and counts[normal_words(p.reply)] > max_repeats)
+            and not (drop_echo and is_echo(p.context[-1].text, p.reply))]
 
 
 def joey_examples(tok, pairs: list[corpus.JoeyPair], cfg: TrainConfig, rng: random.Random) -> list[Example]:
@@ -104,10 +119,13 @@ def lora_model(cfg: TrainConfig, base):
 
 def train_lora(cfg: TrainConfig, tok, base, scenes: list[corpus.Scene]):
     rng = random.Random(cfg.seed)
-    train = joey_examples(tok, list(corpus.joey_pairs(scenes, held_out=False)), cfg, rng)
+    pairs = list(corpus.joey_pairs(scenes, held_out=False))
+    kept = informative(pairs, cfg.lora_max_repeats, cfg.lora_drop_echo)
+    train = joey_examples(tok, kept, cfg, rng)
+    # Validation keeps every line, so its loss stays comparable between recipes.
     val = joey_examples(tok, list(corpus.joey_pairs(scenes, held_out=True)), cfg, rng)
-    log.info("Joey pairs: train %d, validation %d; %d train tokens", len(train), len(val),
-             sum(len(x) for x, _ in train))
+    log.info("Joey pairs: train %d (of %d; bland or echoing lines left out), validation %d; %d train tokens",
+             len(train), len(pairs), len(val), sum(len(x) for x, _ in train))
     if not train or not val:
         raise ValueError("no Joey lines to train on: check --data")
     model = lora_model(cfg, base)

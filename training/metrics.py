@@ -105,12 +105,12 @@ def degenerate(text: str, finish_reason: str) -> str | None:
     return None
 
 
-def _normal(text: str) -> str:
+def normal_words(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
 
 def is_echo(said: str, reply: str) -> bool:
-    a, b = _normal(said), _normal(reply)
+    a, b = normal_words(said), normal_words(reply)
     if not a or not b:
         return False
     if len(b.split()) >= 3 and b in a:  # a reply that is a piece of the line said

@@ -40,6 +40,8 @@ class TrainConfig:
     lora_alpha: int = opt(32, "LoRA scale numerator (the update is scaled by alpha / r)")
     lora_layers: int = opt(15, "LoRA on the top N layers only (0 = all): backward stops early, 1.5x faster (mini: 0)")
     lora_dtype: str = opt("bf16", "the frozen base's dtype while training: bf16 or fp32 (mini: fp32)")
+    lora_max_repeats: int = opt(5, "leave out Joey lines he says more than this many times (\"Hey!\", \"Yeah.\"): they teach bland replies (0 = keep all; mini: 0)")
+    lora_drop_echo: bool = opt(True, "leave out Joey lines that mostly repeat the line before (mini: false)")
     lora_context_turns: int = opt(3, "each example answers the last 1..N turns of its scene")
     lora_context_tokens: int = opt(192, "prompt budget of an example")
     lora_reply_tokens: int = opt(64, "longer Joey lines are cut (and then teach no end of turn)")
