@@ -1,7 +1,7 @@
 """Training settings: one dataclass; ``joey train --help`` lists every field as a flag with its help.
 
 The defaults are the recipe of the shipped SmolLM2 adapter. The shipped mini preset was trained
-with ``--base mini`` and the mini values noted per field (docs/MODEL.md has its full command).
+with ``--base mini`` and the mini values noted per field (docs/MODEL-mini.md has its full command).
 """
 
 from __future__ import annotations
