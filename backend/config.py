@@ -11,7 +11,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from model.options import opt, parse_bool
+from model.options import opt, parser_for
 from model.presets import Preset, describe_presets, resolve
 from model.sampling import GenerationParams
 
@@ -81,7 +81,7 @@ class Config:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for f in dataclasses.fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            parser.add_argument(flag, type=_kind(f), default=None,
+            parser.add_argument(flag, type=parser_for(f), default=None,
                                 help=f"{f.metadata['help']} (env JOEY_{f.name.upper()}, default {f.default!r})")
 
     @classmethod
@@ -93,7 +93,7 @@ class Config:
             if raw is None and f"JOEY_{f.name.upper()}" in env:
                 raw = env[f"JOEY_{f.name.upper()}"]
             if raw is not None:
-                values[f.name] = _kind(f)(raw)
+                values[f.name] = parser_for(f)(raw)
         return cls(**values)
 
 
@@ -101,5 +101,3 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _kind(f: dataclasses.Field):
-    return {"int": int, "float": float, "str": str, "bool": parse_bool, int: int, float: float, str: str, bool: parse_bool}[f.type]

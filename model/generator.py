@@ -17,6 +17,7 @@ from model.compiled import choose_dtype, compile_decode, warm_up
 from model.engine import Engine
 from model.lean import LeanLlama
 from model.metrics import EngineStats
+from model.prefix_cache import common_length
 from model.presets import PRESETS, ensure_base
 from model.prompt import BOT_NAME, Turn, build_prompt, stop_text, stop_token_ids
 from model.reply import EngineError, FinishReason
@@ -89,7 +90,7 @@ def shared_prefix(tokenizer, context: int) -> list[int]:
     of different speakers and text have in common."""
     a = build_prompt(tokenizer, [Turn("Ross", "Hi.")], context)
     b = build_prompt(tokenizer, [Turn("Monica", "Why?")], context)
-    return a[:next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
+    return a[:common_length(tuple(a), tuple(b), len(a))]
 
 
 def load_merged(base: str, adapter: str | None):

@@ -7,7 +7,9 @@ Shared by the server's Config, the Telegram adapter's settings and ``joey train`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import field
+from pathlib import Path
 
 
 class NotABoolean(argparse.ArgumentTypeError, ValueError):
@@ -27,3 +29,13 @@ def parse_bool(text) -> bool:
     if str(text).strip().lower() in ("0", "false", "no", "off"):
         return False
     raise NotABoolean(f"expected a boolean (true/false), got {text!r}")
+
+
+# A field's annotation is a string here (``from __future__ import annotations``) or a type.
+_PARSERS = {"bool": parse_bool, "int": int, "float": float, "str": str, "Path": Path}
+
+
+def parser_for(f: dataclasses.Field):
+    """How to read field ``f`` from a flag or an environment variable."""
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    return _PARSERS[kind]

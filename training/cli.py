@@ -12,16 +12,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from model.options import parse_bool
+from model.options import parser_for
 from training.train_config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with the transcripts")
     for f in _flag_fields():
-        kind = next((k for t, k in ((bool, parse_bool), (int, int), (float, float), (Path, Path))
-                     if isinstance(f.default, t)), str)
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
+        parser.add_argument("--" + f.name.replace("_", "-"), type=parser_for(f), default=f.default,
                             help=f"{f.metadata.get('help', '')} (default {f.default})".lstrip())
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from model.options import parse_bool
+from model.options import parser_for
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 
@@ -51,10 +51,10 @@ class TelegramConfig:
         """Environment first, then ``overrides`` (flags) that are not None."""
         env = os.environ if env is None else env
         values: dict = {"token": env.get(TOKEN_ENV, "").strip()}
-        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
         for name, var in cls.ENV.items():
             if var in env and env[var] != "":
-                values[name] = _convert(kinds[name], env[var])
+                values[name] = parser_for(fields[name])(env[var])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -70,7 +70,3 @@ class TelegramConfig:
         base = self.base_url.rstrip("/")
         return base[:-4] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
 
-
-def _convert(kind, raw: str):
-    kind = {"str": str, "float": float, "int": int, "bool": parse_bool}.get(kind, kind)
-    return parse_bool(raw) if kind is bool else kind(raw)
