@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from backend.app import create_app
     from backend.plugins import preflight
+    from backend.ws_protocol import uvicorn_options
     from model.generator import missing_model
     from model.presets import BaseModelMissing, ensure_base
 
@@ -59,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(
         create_app(config), host=config.host, port=config.port, log_level=config.log_level,
         # Named explicitly: uvicorn's "auto" choice changed between versions.
-        ws="websockets-sansio", ws_max_size=config.max_frame_bytes, ws_ping_interval=20, ws_ping_timeout=20,
+        **uvicorn_options(config),
     )
     return 0

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from backend.app import create_app
     from backend.config import Config
+    from backend.ws_protocol import uvicorn_options
 
     logging.basicConfig(level="WARNING")
     config = Config(port=args.port, base_model=args.base, adapter=args.adapter or "none", max_batch=args.max_batch,
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
         generator = NaiveGenerator.load(args.base, args.adapter or None, context=config.context_tokens)
     uvicorn.run(create_app(config, generator), host="127.0.0.1", port=args.port, log_level="warning",
-                ws="websockets-sansio", ws_max_size=config.max_frame_bytes)
+                **uvicorn_options(config))
     return 0
 
 

@@ -18,51 +18,25 @@ one connection with malformed frames; reported as the latency ratio storm / calm
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from bench.chatters import chat_level
 from bench.common import ROOT, fmt, markdown_table, ratio
+from bench.process import ChildServer, free_port
 from bench.storm import rate_name, storm_level
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """``bench/serve.py`` as a child process, waited on until /readyz says ready."""
+class ServerProcess(ChildServer):
+    """``bench/serve.py`` as a child process, serving one kind of generator."""
 
     def __init__(self, kind: str, base: str, adapter: str | None, new_tokens: int, max_batch: int,
                  extra: list[str] = (), start_timeout: float = 600):
-        self.kind, self.port, self.start_timeout = kind, free_port(), start_timeout
-        self.args = [sys.executable, str(ROOT / "bench" / "serve.py"), "--kind", kind, "--port", str(self.port),
-                     "--base", base, "--adapter", adapter or "", "--new-tokens", str(new_tokens),
-                     "--max-batch", str(max_batch), *extra]
-        self.proc: subprocess.Popen | None = None
-        self.log = tempfile.TemporaryFile()
-        self.ready_after_s = float("nan")
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def readyz(self) -> dict | None:
-        import httpx
-
-        try:
-            r = httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
-            return r.json() if r.status_code == 200 else None
-        except httpx.HTTPError:
-            return None
+        port = free_port()
+        super().__init__([sys.executable, str(ROOT / "bench" / "serve.py"), "--kind", kind, "--port", str(port),
+                          "--base", base, "--adapter", adapter or "", "--new-tokens", str(new_tokens),
+                          "--max-batch", str(max_batch), *extra], port, start_timeout=start_timeout)
+        self.kind = kind
 
     def rss_mb(self) -> dict:
         """Resident memory now and at its peak (VmHWM), in MiB."""
@@ -72,30 +46,6 @@ class ServerProcess:
             if key in ("VmRSS", "VmHWM"):
                 fields[key] = int(value.split()[0]) / 1024
         return {"rss_mb": fields.get("VmRSS", 0.0), "peak_rss_mb": fields.get("VmHWM", 0.0)}
-
-    def __enter__(self) -> "ServerProcess":
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        started = time.monotonic()
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        while self.readyz() is None:
-            if self.proc.poll() is not None or time.monotonic() - started > self.start_timeout:
-                self.log.seek(0)
-                output = self.log.read().decode(errors="replace")[-3000:]
-                self.__exit__()  # closes the log
-                raise RuntimeError(f"{self.kind} server did not start:\n{output}")
-            time.sleep(0.1)
-        self.ready_after_s = time.monotonic() - started
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def run_levels(server: ServerProcess, levels, messages: int, seconds: float, grace: float, log=print) -> list[dict]:

@@ -20,10 +20,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import resource
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import OUT, ROOT, ModelChoice, fmt, markdown_table, percentile, preset_model, tiny_model  # noqa: E402
-from bench.server import free_port  # noqa: E402
+from bench.process import ChildServer, free_port  # noqa: E402
 
 HEADING = "## Soak (bench/soak.py)"
 MESSAGES = ["How you doin'?", "Who ate my sandwich?", "Pizza tonight?", "Where's Chandler?", "Tell me about acting.",
@@ -203,38 +202,13 @@ async def soak(url: str, pid: int, minutes: float, sessions: int, idle: int, dro
             "rss_slope_mb_per_min_last4": slope_mb_per_min(last4)}
 
 
-@contextlib.contextmanager
-def serve(base: str, adapter: str | None, port: int, extra: list[str]):
-    import httpx
-
-    log = tempfile.TemporaryFile()
-    with tempfile.TemporaryDirectory(prefix="joey-soak-") as tmp:
-        args = [sys.executable, "-m", "backend.cli", "serve", "--base-model", base, "--adapter", adapter or "none",
-                "--port", str(port), "--state-path", f"{tmp}/sessions.db", "--max-connections", "5000",
-                "--max-sessions-per-client", "100000", "--log-level", "warning", *extra]
-        proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
-        try:
-            deadline = time.monotonic() + 600
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError("server did not start:\n" + log.read().decode(errors="replace")[-3000:])
-                time.sleep(0.2)
-            yield proc
-        finally:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)
-            if proc.poll() is None:
-                proc.kill()
-            log.seek(0)
-            tail = log.read().decode(errors="replace")
-            if "Traceback" in tail:
-                print("server log had a traceback:\n" + tail[-3000:], file=sys.stderr)
+def serve(base: str, adapter: str | None, state_dir: str, extra: list[str]) -> ChildServer:
+    """`joey serve` on the model, with the connection and per-client limits out of the soak's way."""
+    port = free_port()
+    return ChildServer([sys.executable, "-m", "backend.cli", "serve", "--base-model", base, "--adapter", adapter or "none",
+                        "--port", str(port), "--state-path", f"{state_dir}/sessions.db", "--max-connections", "5000",
+                        "--max-sessions-per-client", "100000", "--log-level", "warning", *extra], port,
+                       stop_signal=signal.SIGTERM)
 
 
 def report(result: dict, label: str) -> str:
@@ -293,10 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         chosen = tiny_model() if args.model == "tiny" else contextlib.nullcontext(preset_model(args.model))
     with chosen as choice:
-        port = free_port()
-        with serve(choice.base, choice.adapter, port, args.server_args) as proc:
-            result = asyncio.run(soak(f"ws://127.0.0.1:{port}/ws", proc.pid, args.minutes, args.sessions, args.idle,
-                                      args.drop_every))
+        with tempfile.TemporaryDirectory(prefix="joey-soak-") as state_dir:
+            with serve(choice.base, choice.adapter, state_dir, args.server_args) as server:
+                result = asyncio.run(soak(server.url, server.proc.pid, args.minutes, args.sessions, args.idle,
+                                          args.drop_every))
     result["args"] = " ".join(argv if argv is not None else sys.argv[1:])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))

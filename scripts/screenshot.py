@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.process import ChildServer, free_port  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -32,36 +28,12 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
 MESSAGES = ["Hey Joey! How you doin'?", "What's your favourite food?", "Would you share your pizza with me?"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(model: str | None, port: int):
+def joey_serve(model: str | None) -> ChildServer:
     """`joey serve` itself, as a user starts it (JOEY_* variables included), on a free port."""
-    env = {**os.environ, "JOEY_PORT": str(port), "JOEY_STATE_PATH": "", "JOEY_FRONTENDS": ""}
-    if model:
-        env["JOEY_MODEL"] = model
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "joey"), "serve"], cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise SystemExit(f"joey serve exited with {server.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as ready:
-                    if ready.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit("joey serve was not ready within 300 s")
-        yield
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    port = free_port()
+    env = {"JOEY_PORT": str(port), "JOEY_STATE_PATH": "", "JOEY_FRONTENDS": ""} | ({"JOEY_MODEL": model} if model else {})
+    return ChildServer([str(ROOT / ".venv" / "bin" / "joey"), "serve"], port, env, start_timeout=300,
+                       stop_signal=signal.SIGTERM)
 
 
 async def shoot(url: str, args) -> None:
@@ -100,9 +72,8 @@ def main() -> int:
     parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args()
 
-    port = free_port()
-    with running_server(args.model, port):
-        asyncio.run(shoot(f"http://127.0.0.1:{port}/", args))
+    with joey_serve(args.model) as server:
+        asyncio.run(shoot(f"http://127.0.0.1:{server.port}/", args))
     return 0
 
 

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from backend.config import Config
+from backend.ws_protocol import uvicorn_options
+from bench.process import free_port
 from tests.server_thread import ServerThread
 from tests.tiny_model import build_tiny_model
 
@@ -25,12 +26,6 @@ def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RunningServer(ServerThread):
     """The real app under uvicorn in a background thread, exactly as ``joey serve`` runs it."""
 
@@ -39,7 +34,7 @@ class RunningServer(ServerThread):
 
         self.config = config
         self.app = create_app(config)
-        super().__init__(self.app, config.port, ws_max_size=config.max_frame_bytes)
+        super().__init__(self.app, config.port, uvicorn_options(config))
 
     @property
     def url(self) -> str:

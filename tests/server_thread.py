@@ -7,14 +7,13 @@ import time
 
 
 class ServerThread:
-    def __init__(self, app, port: int, ws_max_size: int = 2**20, lifespan: str = "on", start_timeout: float = 60):
+    def __init__(self, app, port: int, ws_options: dict | None = None, lifespan: str = "on", start_timeout: float = 60):
         import uvicorn
 
         self.port, self.start_timeout = port, start_timeout
-        # ws named explicitly, as `joey serve` does: uvicorn's "auto" choice changes between versions.
+        # ws_options: the server's own (backend.ws_protocol.uvicorn_options), so tests speak its WebSocket.
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    ws="websockets-sansio", ws_max_size=ws_max_size,
-                                                    lifespan=lifespan))
+                                                    lifespan=lifespan, **(ws_options or {})))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

@@ -158,13 +158,17 @@ async def test_sessions_per_address_are_capped(make_server):
 
 
 # 8. The Origin check does not trust a Host header that could be a rebound DNS name.
+def upgrade(s: socket.socket, host: str, origin: str | None = None) -> int:
+    """A WebSocket upgrade by hand on a raw socket; returns the HTTP status."""
+    s.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}\r\n" + (f"Origin: {origin}\r\n" if origin else "")
+               + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    return int(s.recv(1024).split(b" ", 2)[1])
+
+
 def upgrade_status(port: int, host: str, origin: str) -> int:
-    request = (f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-               "Sec-WebSocket-Version: 13\r\n\r\n")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(request.encode())
-        return int(s.recv(1024).split(b" ", 2)[1])
+        return upgrade(s, host, origin)
 
 
 @pytest.mark.parametrize("host, allowed", [("evil.example:{port}", False), ("127.0.0.1:{port}", True),
@@ -230,3 +234,52 @@ async def test_a_frame_split_across_tcp_writes_is_one_frame(server):
             c.ws.transport.write(data[i:i + 1])
             await asyncio.sleep(0)
         assert await c.recv() == {"type": "pong", "nonce": "split"}
+
+
+# 10. An oversized frame closes with 1009 and a clean end of stream, never a TCP reset, even while
+# the client is still sending. A server that closed its socket with the rest of the frame unread
+# would reset the connection, and a reset discards the close frame if the client had not read it.
+def _oversized_frame_ending(port: int) -> tuple[bytes, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        assert upgrade(s, f"127.0.0.1:{port}") == 101
+        size = 50_000_000  # announced in the header; the server refuses it from the header alone
+        s.sendall(bytes([0x81, 0xFF]) + size.to_bytes(8, "big") + b"\0\0\0\0")
+        close = s.recv(2)
+        payload = b"x" * 65536
+        try:
+            for _ in range(40):  # the client is still sending the frame it began
+                s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError) as reset:
+            return close, type(reset).__name__
+        return close, "clean end"
+
+
+async def test_an_oversized_frame_closes_with_1009_and_no_reset(make_server):
+    server = make_server(max_frame_bytes=4096)
+    close, ending = await asyncio.to_thread(_oversized_frame_ending, server.config.port)
+    assert close[0] == 0x88 and ending == "clean end"
+    assert await wait_until(lambda: connections(server) == 0)
+
+
+# 11. A client that stops reading is caught by the keepalive ping within ping_interval_s +
+# ping_timeout_s, long before its replies could fill the socket buffers.
+def _masked(text: str) -> bytes:
+    payload = text.encode()
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload  # a zero mask leaves it as it is
+
+
+async def test_a_client_that_stops_reading_is_closed_by_the_keepalive(make_server):
+    server = make_server(ping_interval_s=0.3, ping_timeout_s=0.5, max_new_tokens=3)
+    async with connect(server.url) as reader:  # the control: a client that reads answers the pings
+        await reader.open()
+        with socket.create_connection(("127.0.0.1", server.config.port), timeout=10) as s:
+            assert upgrade(s, f"127.0.0.1:{server.config.port}") == 101
+            s.sendall(_masked('{"type":"open"}') + _masked('{"type":"message","id":"m","text":"hi"}'))
+            # ...and never reads again: its few hundred bytes of replies are far from filling a buffer.
+            assert await wait_until(lambda: connections(server) == 1, timeout=10)
+        await asyncio.sleep(1.0)  # a few more ping rounds
+        await still_chats(reader)

@@ -5,46 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 
-import httpx
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import ROOT, connect, free_port
+from bench.process import ChildServer, free_port
+from tests.conftest import connect
 
 CLIENTS = 12
 
 
-@contextlib.contextmanager
-def serve_process(tiny_model, tmp_path, *flags: str):
+def serve_process(tiny_model, tmp_path) -> ChildServer:
     base, lora = tiny_model
     port = free_port()
-    log = open(tmp_path / "server.log", "w+")
-    process = subprocess.Popen(
+    return ChildServer(
         [sys.executable, "-m", "backend.cli", "serve", "--base-model", str(base), "--adapter", str(lora),
          "--port", str(port), "--state-path", str(tmp_path / "sessions.db"), "--max-batch", "4",
-         "--temperature", "0", "--min-new-tokens", "150", "--max-new-tokens", "150", *flags],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "server did not get ready"
-            time.sleep(0.2)
-        yield process, port
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
+         "--temperature", "0", "--min-new-tokens", "150", "--max-new-tokens", "150"], port, start_timeout=120,
+        stop_signal=signal.SIGKILL)
 
 
 async def chat_until_closed(url: str, accepted: asyncio.Event, streaming: asyncio.Event) -> tuple[list[dict], int]:
@@ -64,9 +45,10 @@ async def chat_until_closed(url: str, accepted: asyncio.Event, streaming: asynci
 
 
 async def test_sigterm_tells_every_client_ends_replies_saves_and_exits(tiny_model, tmp_path):
-    with serve_process(tiny_model, tmp_path) as (process, port):
+    with serve_process(tiny_model, tmp_path) as server:
+        process = server.proc
         accepted, streaming = [asyncio.Event() for _ in range(CLIENTS)], asyncio.Event()
-        clients = [asyncio.create_task(chat_until_closed(f"ws://127.0.0.1:{port}/ws", accepted[i], streaming))
+        clients = [asyncio.create_task(chat_until_closed(server.url, accepted[i], streaming))
                    for i in range(CLIENTS)]
         await asyncio.wait_for(asyncio.gather(streaming.wait(), *(a.wait() for a in accepted)), 60)
         process.send_signal(signal.SIGTERM)
@@ -74,7 +56,7 @@ async def test_sigterm_tells_every_client_ends_replies_saves_and_exits(tiny_mode
         results = await asyncio.wait_for(asyncio.gather(*clients), 60)
         exit_code = await asyncio.to_thread(process.wait, 30)
         exit_s = time.monotonic() - signalled
-    log = (tmp_path / "server.log").read_text()
+        log = server.output()
     cancelled = 0
     for frames, close_code in results:
         kinds = [f["type"] for f in frames]

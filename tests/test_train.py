@@ -68,3 +68,16 @@ def test_bland_and_echoing_lines_are_left_out_of_the_adapter_data():
     kept = informative(pairs, max_repeats=2, drop_echo=True)
     assert [p.reply for p in kept] == ["I got the part too, can you believe it?", "Hey! It had my name on it!"]
     assert informative(pairs, max_repeats=0, drop_echo=False) == pairs
+
+
+def test_replies_unrelated_to_the_line_said_are_left_out_of_the_adapter_data():
+    from model.prompt import Turn
+    from training.data import JoeyPair
+    from training.lora import related
+
+    pairs = [JoeyPair([Turn("Ross", said)], reply, "s01e01") for said, reply in [
+        ("Do you want some pizza?", "Pizza? I always want pizza!"),
+        ("The museum is closing the dinosaur wing.", "They can't close the dinosaurs, Ross!"),
+        ("Do you want some pizza?", "My agent says the audition went great.")]]
+    assert [p.reply for p in related(pairs, 0.3)] == [pairs[0].reply, pairs[1].reply]
+    assert related(pairs, 0) == pairs

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from backend.ws_protocol import uvicorn_options
 from tests.conftest import RunningServer, server_config
 from tests.server_thread import ServerThread
 
@@ -170,7 +171,7 @@ class PacedServer(RunningServer):
 
         self.config = config
         self.app = create_app(config, PacedGenerator(load_generator(config), delay))
-        ServerThread.__init__(self, self.app, config.port, ws_max_size=config.max_frame_bytes)
+        ServerThread.__init__(self, self.app, config.port, uvicorn_options(config))
 
 
 @pytest.fixture
