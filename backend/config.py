@@ -57,7 +57,7 @@ class Config:
     dedupe_window: int = opt(256, "recent message ids remembered per session, so a resend is not answered twice")
     send_timeout_s: float = opt(10.0, "a client that does not read for this long is disconnected")
     ping_interval_s: float = opt(20.0, "WebSocket keepalive pings this often; a ping waits behind all unread data, so it also times a slow reader (0 = off)")
-    ping_timeout_s: float = opt(10.0, "a client that has not answered a ping within this long is closed with 1008 (0 = wait forever)")
+    ping_timeout_s: float = opt(20.0, "a client that has not answered a ping within this long is closed with 1008 (0 = wait forever)")
     allowed_origins: str = opt("", "comma-separated Origins allowed besides the server's own; '*' = any")
     api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
     state_path: str = opt("var/sessions.db", "SQLite file that keeps sessions across restarts ('' = memory only)")
