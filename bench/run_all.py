@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="", help="comma-separated session counts (default 1,8,32,64; quick 1,4)")
     parser.add_argument("--compile", default="mini", help="comma-separated models whose lean server compiles its "
                         "decode step (default mini: ready in under a minute; SmolLM2 takes minutes; '' = none)")
+    parser.add_argument("--lean-option", action="append", default=[], metavar="FLAG",
+                        help="extra bench/serve.py flag for the lean server, e.g. --lean-option=--prefill-chunk=16 "
+                        "(repeatable)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json and report.md")
     parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png", help="where the plot goes")
     args = parser.parse_args(argv)
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 entry["engine"] = engine.run(model.base, model.adapter, quick=args.quick)
             else:
                 entry["server"] = server.run(model.base, model.adapter, quick=args.quick, levels=levels,
-                                             lean_options=["--compile"] if model.name in args.compile.split(",") else [])
+                                             lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
+                                             + args.lean_option)
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     text = report(results)
