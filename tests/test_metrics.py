@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from training.metrics import degenerate, distinct_2, ends_sentence, is_echo
+import pytest
+import torch
+
+from training.metrics import degenerate, distinct_2, ends_sentence, is_echo, score
 
 
 def test_degenerate_kinds():
@@ -27,3 +30,11 @@ def test_echo_catches_copies_not_answers():
 def test_distinct_2_counts_distinct_bigrams():
     assert distinct_2(["a b c", "a b c"]) == 0.5
     assert distinct_2(["a b", "c d"]) == 1.0
+
+
+def test_relevance_with_echoes_left_out_scores_only_the_answers():
+    vectors = {"Want pizza?": [1.0, 0.0], "Want pizza?!": [1.0, 0.0], "Pizza? Always!": [0.6, 0.8]}
+    embed = lambda texts: torch.tensor([vectors[t] for t in texts])  # noqa: E731 (a stand-in for MiniLM's unit vectors)
+    s = score(embed, None, ["Want pizza?", "Want pizza?"], ["Want pizza?!", "Pizza? Always!"], ["stop", "stop"])
+    assert s.echo == 0.5
+    assert s.relevance == pytest.approx(0.8) and s.relevance_answering == pytest.approx(0.6)

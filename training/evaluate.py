@@ -45,7 +45,7 @@ TARGETS = {  # issue 9: the default model against the real Joey line
     "mean length 0.7-1.5x": lambda s, real: 0.7 * real.words <= s.words <= 1.5 * real.words,
 }
 SWEEP = [  # (temperature, top_p, top_k, repetition_penalty)
-    (0.5, 0.9, 40, 1.1), (0.6, 0.9, 40, 1.1), (0.6, 1.0, 0, 1.1), (0.65, 0.9, 40, 1.1), (0.6, 0.9, 40, 1.15),
+    (0.6, 0.9, 40, 1.1), (0.7, 0.9, 40, 1.1), (0.8, 0.9, 40, 1.1), (0.6, 1.0, 0, 1.1),
 ]
 
 

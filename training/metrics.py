@@ -126,6 +126,9 @@ def distinct_2(replies: list[str]) -> float:
 @dataclass
 class Scores:
     relevance: float
+    # The same over replies that are not echoes: a reply that copies the line said scores a cosine
+    # near 1, so this is what answering, rather than repeating, earns.
+    relevance_answering: float
     style: float | None
     unique: float
     distinct2: float
@@ -135,23 +138,26 @@ class Scores:
 
     def row(self) -> list[str]:
         style = "n/a" if self.style is None else f"{self.style:.3f}"
-        return [f"{self.relevance:.3f}", style, f"{self.unique:.2f}", f"{self.distinct2:.2f}",
+        return [f"{self.relevance:.3f}", f"{self.relevance_answering:.3f}", style, f"{self.unique:.2f}", f"{self.distinct2:.2f}",
                 f"{self.degenerate:.1%}", f"{self.echo:.1%}", f"{self.words:.1f}"]
 
 
-HEADER = ["relevance", "Joey style P(joey)", "unique", "distinct-2", "degenerate", "echo", "mean words"]
+HEADER = ["relevance", "relevance, echoes left out", "Joey style P(joey)", "unique", "distinct-2", "degenerate", "echo", "mean words"]
 
 
 def score(embed: Embedder, style: StyleClassifier | None, said: list[str], replies: list[str],
           finish: list[str]) -> Scores:
-    relevance = (embed(said) * embed(replies)).sum(1).mean().item()
+    cosine = (embed(said) * embed(replies)).sum(1).tolist()
     kinds = [degenerate(r, f) for r, f in zip(replies, finish)]
+    echoes = [is_echo(s, r) for s, r in zip(said, replies)]
+    answering = [c for c, echo in zip(cosine, echoes) if not echo]
     return Scores(
-        relevance=relevance,
+        relevance=sum(cosine) / len(cosine),
+        relevance_answering=sum(answering) / len(answering) if answering else 0.0,
         style=sum(style.p_joey(replies)) / len(replies) if style else None,
         unique=len(set(replies)) / len(replies),
         distinct2=distinct_2(replies),
         degenerate=sum(k is not None for k in kinds) / len(kinds),
-        echo=sum(is_echo(s, r) for s, r in zip(said, replies)) / len(replies),
+        echo=sum(echoes) / len(replies),
         words=sum(len(r.split()) for r in replies) / len(replies),
     )

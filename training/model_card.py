@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from model.presets import PRESETS, SMOLLM2_GGUF
-from training.metrics import HEADER
+from training.metrics import HEADER, Scores
 
 
 def _size_mb(folder: str) -> float:
@@ -34,9 +34,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _scores_row(s: dict) -> list[str]:
-    style = "n/a" if s["style"] is None else f"{s['style']:.3f}"
-    return [f"{s['relevance']:.3f}", style, f"{s['unique']:.2f}", f"{s['distinct2']:.2f}",
-            f"{s['degenerate']:.1%}", f"{s['echo']:.1%}", f"{s['words']:.1f}"]
+    return Scores(**s).row()
 
 
 def write_model_card(results: dict, out: Path, work: Path) -> None:
