@@ -20,7 +20,7 @@ joey: no model at {where}.
 Joey Chat ships its adapters in weights/ and installs the SmolLM2 base at set-up. Either:
   - set up again:        bash scripts/setup.sh          (installs and converts the SmolLM2 base)
   - restore the weights: git checkout -- weights/
-  - train your own:      joey train --data ../shared/data      (about 90 minutes on 2 CPU cores)
+  - train your own:      joey train --data ../shared/data      (about an hour on 2 CPU cores)
   - use the small model: joey serve --model mini
   - or point elsewhere:  joey serve --base-model DIR_OR_HUB_ID --adapter DIR_OR_HUB_ID
 """

@@ -1,6 +1,6 @@
 """The training pipeline: the Joey LoRA on a pretrained base, or the mini preset from scratch.
 
-    joey train --data ../shared/data                 # Joey LoRA on SmolLM2 (about 90 min, 2 cores)
+    joey train --data ../shared/data                 # Joey LoRA on SmolLM2 (about 45-65 min, 2 cores)
     joey train --base mini --data ../shared/data     # tokenizer + 5.5M base + LoRA (about 75 min)
 
 Intermediate files go under ``--work`` (git-ignored); with ``--base mini --stage lora`` only the
