@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        create_app(config), host=config.host, port=config.port, log_level=config.log_level,
-        # Named explicitly: uvicorn's "auto" choice changed between versions.
-        **uvicorn_options(config),
+        create_app(config), host=config.host, port=config.port, log_level=config.log_level, **uvicorn_options(config),
     )
     return 0

@@ -68,11 +68,10 @@ def related(pairs: list[corpus.JoeyPair], min_relevance: float) -> list[corpus.J
     """
     if min_relevance <= 0 or not pairs:
         return pairs
-    from training.metrics import Embedder
+    from training.metrics import Embedder, cosines
 
-    embed = Embedder()
-    cosine = (embed([p.context[-1].text for p in pairs]) * embed([p.reply for p in pairs])).sum(dim=1)
-    return [p for p, c in zip(pairs, cosine.tolist()) if c >= min_relevance]
+    cosine = cosines(Embedder(), [p.context[-1].text for p in pairs], [p.reply for p in pairs])
+    return [p for p, c in zip(pairs, cosine) if c >= min_relevance]
 
 
 def joey_examples(tok, pairs: list[corpus.JoeyPair], cfg: TrainConfig, rng: random.Random) -> list[Example]:

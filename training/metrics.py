@@ -145,9 +145,14 @@ class Scores:
 HEADER = ["relevance", "relevance, echoes left out", "Joey style P(joey)", "unique", "distinct-2", "degenerate", "echo", "mean words"]
 
 
+def cosines(embed: Embedder, said: list[str], replies: list[str]) -> list[float]:
+    """Per pair, the cosine of the line said and the reply (the embeddings are unit vectors)."""
+    return (embed(said) * embed(replies)).sum(1).tolist()
+
+
 def score(embed: Embedder, style: StyleClassifier | None, said: list[str], replies: list[str],
           finish: list[str]) -> Scores:
-    cosine = (embed(said) * embed(replies)).sum(1).tolist()
+    cosine = cosines(embed, said, replies)
     kinds = [degenerate(r, f) for r, f in zip(replies, finish)]
     echoes = [is_echo(s, r) for s, r in zip(said, replies)]
     answering = [c for c, echo in zip(cosine, echoes) if not echo]
