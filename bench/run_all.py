@@ -81,7 +81,7 @@ def report(results: dict) -> str:
         if "server" in r:
             s = r["server"]
             parts.append(f"{s['messages']} messages per session at most, {s['seconds_per_level']:.0f} s per level, "
-                         f"{s['new_tokens']}-token greedy replies. Lean server "
+                         f"{s['new_tokens']}-token greedy replies, {s.get('threads', 1)} torch thread(s) per server. Lean server "
                          f"{'with a compiled decode step' if '--compile' in s['lean_options'] else 'eager (not compiled)'}, "
                          f"ready after {s['lean_ready_s']:.1f} s, "
                          f"naive after {s['naive_ready_s']:.1f} s.\n")
@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lean-option", action="append", default=[], metavar="FLAG",
                         help="extra bench/serve.py flag for the lean server, e.g. --lean-option=--prefill-chunk=16 "
                         "(repeatable)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of both servers, lean and naive "
+                        "(default 1: steadiest on a shared 2-core host)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json and report.md")
     parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png", help="where the plot goes")
     args = parser.parse_args(argv)
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 entry["server"] = server.run(model.base, model.adapter, quick=args.quick, levels=levels,
                                              lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
-                                             + args.lean_option)
+                                             + args.lean_option, threads=args.threads)
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     text = report(results)

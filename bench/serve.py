@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto", help="lean engine: auto, bf16 or fp32")
     parser.add_argument("--compile", action="store_true", help="lean engine: compiled decode step")
     parser.add_argument("--prefill-chunk", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the generator, either kind")
     parser.add_argument("--prefix-cache", type=int, default=64, help="lean engine: conversations kept (one per session)")
     args = parser.parse_args(argv)
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level="WARNING")
     config = Config(port=args.port, base_model=args.base, adapter=args.adapter or "none", max_batch=args.max_batch,
-                    engine_threads=1, temperature=0.0, repetition_penalty=1.0, max_new_tokens=args.new_tokens,
+                    engine_threads=args.threads, temperature=0.0, repetition_penalty=1.0, max_new_tokens=args.new_tokens,
                     min_new_tokens=args.new_tokens, rate_limit_messages=1_000_000, max_connections=10_000,
                     max_sessions=100_000, max_sessions_per_client=100_000,
                     max_queued_replies=100_000, orphan_grace_s=0.5, state_path="", log_level="warning")
@@ -52,14 +53,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # The sentence hold-back is off: with every reply forced to its limit it would only
         # bunch the last tokens into sentence-sized chunks and blur the inter-token gaps.
-        generator = JoeyGenerator.load(args.base, args.adapter or None, max_batch=args.max_batch, threads=1,
+        generator = JoeyGenerator.load(args.base, args.adapter or None, max_batch=args.max_batch, threads=args.threads,
                                        context=config.context_tokens, dtype=args.dtype, compile=args.compile,
                                        prefill_chunk=args.prefill_chunk, sentence_holdback=0,
                                        prefix_cache=args.prefix_cache)
     else:
         from bench.naive import NaiveGenerator
 
-        generator = NaiveGenerator.load(args.base, args.adapter or None, context=config.context_tokens)
+        generator = NaiveGenerator.load(args.base, args.adapter or None, context=config.context_tokens,
+                                           threads=args.threads)
     uvicorn.run(create_app(config, generator), host="127.0.0.1", port=args.port, log_level="warning",
                 **uvicorn_options(config))
     return 0

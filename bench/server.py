@@ -62,18 +62,19 @@ def run_levels(server: ServerProcess, levels, messages: int, seconds: float, gra
 
 
 def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 64), lean_options: list[str] = (),
-        log=print) -> dict:
+        threads: int = 1, log=print) -> dict:
     messages = 2 if quick else 4
     new_tokens = 8 if quick else 32
     seconds = 6.0 if quick else 25.0
     grace = 30.0  # then replies still waiting are cancelled (only the naive server gets there)
     storm_sessions = 4
     log(f"server bench: {messages} message(s) per session at most, {seconds:.0f} s per level, {new_tokens}-token "
-        f"replies, greedy; lean engine batch {max(levels)} {' '.join(lean_options)}")
+        f"replies, greedy; {threads} torch thread(s) per server; lean engine batch {max(levels)} {' '.join(lean_options)}")
     result = {"messages": messages, "new_tokens": new_tokens, "seconds_per_level": seconds, "grace_s": grace,
               "levels": list(levels),
-              "lean_options": list(lean_options)}
-    with ServerProcess("lean", base, adapter, new_tokens, max(levels), lean_options) as server:
+              "lean_options": list(lean_options), "threads": threads}
+    both = ["--threads", str(threads)]
+    with ServerProcess("lean", base, adapter, new_tokens, max(levels), [*both, *lean_options]) as server:
         result["lean_ready_s"] = server.ready_after_s
         result["lean"] = run_levels(server, levels, messages, seconds, grace, log)
         calm = asyncio.run(chat_level(server.url, storm_sessions, messages, seconds))
@@ -84,7 +85,7 @@ def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 6
                                        "ttfc_ratio": ratio(level["ttfc_p50_ms"], calm["ttfc_p50_ms"])}]}
         log(f"  storm ({rate_name(0.0)}): full reply p50 x{result['storm']['phases'][0]['full_ratio']:.2f} vs calm; "
             f"flooder sent {flooder['sent']}, {flooder['received']} answered, closed: {flooder['closed']}")
-    with ServerProcess("naive", base, adapter, new_tokens, max(levels)) as server:
+    with ServerProcess("naive", base, adapter, new_tokens, max(levels), both) as server:
         result["naive_ready_s"] = server.ready_after_s
         result["naive"] = run_levels(server, levels, messages, seconds, grace, log)
     for ours, naive in zip(result["lean"], result["naive"]):

@@ -33,6 +33,7 @@ from model.detokenize import StreamDecoder
 from model.lean import LeanLlama
 from model.metrics import EngineMetrics, EngineStats
 from model.prefix_cache import PrefixCache
+from model.prefill_plan import plan
 from model.reply import EngineError, FinishReason, Mailbox, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams, choose
 
@@ -193,36 +194,39 @@ class Engine:
                 return
 
     def _prefill(self) -> None:
-        """Feed waiting prompts into free slots: all of them when nothing is decoding, else one
-        ``prefill_chunk`` of prompt tokens per step. The request being filled sits in slot n
-        (n = requests decoding), so it joins the dense decode slots when it is done."""
+        """Feed waiting prompts into free slots, several per pass (model/prefill_plan.py): all of
+        them when nothing is decoding, else ``prefill_chunk`` prompt tokens per step. Prompts being
+        filled sit in slots n, n+1, ... (n = requests decoding), so they join the dense decode
+        slots when done; only the queue's head may be left part-filled."""
         budget = None if not self._active else self.prefill_chunk
         while self._waiting and len(self._active) < self.max_batch and (budget is None or budget > 0):
-            req, slot = self._waiting[0], len(self._active)
-            if not req.prefilled:
-                source, req.prefilled, continues = self.cache.longest(req.prompt)
-                if req.prefilled:
-                    self.model.move_slot(source, slot, req.prefilled)
-                    self.metrics.reused(req.prefilled)
-                    req.continues = source if continues else None
-            take = len(req.prompt) - req.prefilled if budget is None else min(budget, len(req.prompt) - req.prefilled)
-            try:
-                logits = self.model.prefill(slot, req.prompt[req.prefilled:req.prefilled + take], start=req.prefilled)
-            except ValueError as exc:
-                self._waiting.popleft()
-                self._end(req, FinishReason.ERROR, str(exc))
+            if len(self._waiting[0].prompt) >= self.model.max_len - 1:
+                req = self._waiting.popleft()
+                self._end(req, FinishReason.ERROR, f"prompt of {len(req.prompt)} tokens does not fit the "
+                          f"{self.model.max_len}-token context")
                 continue
-            req.prefilled += take
-            self.metrics.prefilled(take)
+            first = len(self._active)
+            rows = plan(self._waiting, self.max_batch - first, budget, self.model.max_len, self.cache)
+            for slot, row in enumerate(rows, start=first):
+                if row.source is not None:
+                    self.model.move_slot(row.source, slot, row.start)
+                    self.metrics.reused(row.start)
+                    row.req.continues = row.source if row.continues else None
+                row.req.prefilled = row.start + row.take
+                self.metrics.prefilled(row.take)
+            logits = self.model.prefill_rows(first, [(r.req.prompt[r.start:r.start + r.take], r.start) for r in rows])
             if budget is not None:
-                budget -= take
-            if req.prefilled < len(req.prompt):
-                return
-            self._waiting.popleft()
-            self._active.append(req)
-            self._seen[slot] = False
-            self._seen[slot, req.prompt] = True
-            self._advance([slot], logits.unsqueeze(0))
+                budget -= sum(r.take for r in rows)
+            done = [r.req for r in rows if r.req.prefilled == len(r.req.prompt)]
+            for slot, req in enumerate(done, start=first):
+                self._waiting.popleft()
+                self._active.append(req)
+                self._seen[slot] = False
+                self._seen[slot, req.prompt] = True
+            if done:
+                self._advance(list(range(first, first + len(done))), logits[:len(done)])
+            if len(done) < len(rows):
+                return  # the head is part-filled: the budget is spent
 
     def _step(self) -> None:
         started = time.perf_counter()

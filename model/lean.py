@@ -144,19 +144,31 @@ class LeanLlama:
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._linear(_rms_norm(x, self.net.final_norm, self.eps), "lm_head", self.net.lm_head).float()
 
-    @torch.inference_mode()
     def prefill(self, slot: int, ids: list[int], start: int = 0) -> torch.Tensor:
         """Run prompt tokens ``ids`` at positions ``start..`` into ``slot``, after the ``start``
         tokens already there (so a long prompt can go in chunks). Returns the last token's
         next-token logits, shape (vocab,)."""
-        t = len(ids)
-        if not (0 < t and start + t < self.max_len - 1):
-            raise ValueError(f"prompt of {start + t} tokens does not fit the {self.max_len}-token context")
-        positions = torch.arange(start, start + t).unsqueeze(0)
-        mask = (torch.arange(start + t).unsqueeze(0) > positions.view(t, 1)).view(1, 1, t, start + t)
-        x = self.net.embed[torch.tensor(ids)].unsqueeze(0)
-        x = self._forward(x, positions, mask, self.k_cache, self.v_cache, slot)
-        return self._logits(x[0, -1])
+        return self.prefill_rows(slot, [(ids, start)])[0]
+
+    @torch.inference_mode()
+    def prefill_rows(self, first: int, rows: list[tuple[list[int], int]]) -> torch.Tensor:
+        """``prefill`` for several prompts in one pass: row i's tokens go into slot ``first + i``
+        after its ``start`` tokens. Rows are padded to the longest; a pad's keys land past the
+        row's last token, where no real query looks, and decoding overwrites them. One pass
+        instead of one per prompt: for a small model the per-pass overhead is most of a short
+        prompt's cost. Returns each row's last-token logits, shape (rows, vocab)."""
+        t = max(len(ids) for ids, _ in rows)
+        for ids, start in rows:
+            if not (0 < len(ids) and start + t < self.max_len - 1):
+                raise ValueError(f"prompt of {start + len(ids)} tokens does not fit the {self.max_len}-token context")
+        starts = torch.tensor([start for _, start in rows]).unsqueeze(1)
+        positions = starts + torch.arange(t).unsqueeze(0)
+        span = int(positions.max()) + 1
+        mask = (torch.arange(span).view(1, 1, span) > positions.unsqueeze(2)).unsqueeze(1)
+        x = self.net.embed[torch.tensor([ids + [0] * (t - len(ids)) for ids, _ in rows])]
+        x = self._forward(x, positions, mask, self.k_cache, self.v_cache, first)
+        last = torch.tensor([len(ids) - 1 for ids, _ in rows])
+        return self._logits(x[torch.arange(len(rows)), last])
 
     def decode_step(self, tokens, positions, mask, k_caches, v_caches):
         b = tokens.shape[0]

@@ -43,6 +43,7 @@ class Reply:
         self.queue: asyncio.Queue[TextChunk | ReplyEnd] = asyncio.Queue()
         self.finish_reason: FinishReason | None = None
         self.tokens = 0
+        self._held: ReplyEnd | None = None  # an end found while joining text, returned next
 
     def __aiter__(self) -> "Reply":
         return self
@@ -50,13 +51,28 @@ class Reply:
     async def __anext__(self) -> str:
         if self.finish_reason is not None:
             raise StopAsyncIteration
-        event = await self.queue.get()
+        event = self._held or await self.queue.get()
+        self._held = None
         if isinstance(event, TextChunk):
-            return event.text
+            return self._with_queued_text(event.text)
         self.finish_reason, self.tokens = event.reason, event.tokens
         if event.reason is FinishReason.ERROR:
             raise EngineError(f"generation failed: {event.error}")
         raise StopAsyncIteration
+
+    def _with_queued_text(self, text: str) -> str:
+        """``text`` and any text queued behind it, as one chunk. When the caller falls behind (many
+        replies on one event loop), a frame per token would cost more than the token: a JSON frame,
+        a WebSocket send and a parse on the client each. A caller that keeps up still gets one
+        chunk per token."""
+        parts = [text]
+        while not self.queue.empty():
+            event = self.queue.get_nowait()
+            if not isinstance(event, TextChunk):
+                self._held = event
+                break
+            parts.append(event.text)
+        return "".join(parts)
 
     async def aclose(self) -> None:
         """Abort the request if it is still running. Safe to call more than once."""

@@ -85,14 +85,15 @@ def gqa_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-gqa"), shape="chatml")
 
 
-@pytest.mark.parametrize("which", ["tiny_model", "gqa_model"])
-async def test_greedy_replies_equal_hf_generate_even_when_requests_join_at_different_steps(which, request):
+@pytest.mark.parametrize("which,together", [("tiny_model", False), ("gqa_model", False), ("gqa_model", True)])
+async def test_greedy_replies_equal_hf_generate_even_when_requests_join_at_different_steps(which, together, request):
     from model.prompt import stop_token_ids
     from tests.test_lean import load_hf
 
     dirs = request.getfixturevalue(which)
-    # fp32 so equality is exact; a 4-token prefill chunk so later prompts go in while others decode.
-    gen = JoeyGenerator.load(str(dirs[0]), str(dirs[1]), max_batch=4, dtype="fp32", prefill_chunk=4,
+    # fp32 so equality is exact; a 4-token prefill chunk so later prompts go in while others
+    # decode, or a 64-token one so prompts that arrive together share passes.
+    gen = JoeyGenerator.load(str(dirs[0]), str(dirs[1]), max_batch=4, dtype="fp32", prefill_chunk=64 if together else 4,
                              sentence_holdback=0)
     gen.start()
     try:
@@ -102,11 +103,11 @@ async def test_greedy_replies_equal_hf_generate_even_when_requests_join_at_diffe
         params = [GenerationParams(max_new_tokens=24, min_new_tokens=n, temperature=0, repetition_penalty=1.0)
                   for n in (24, 12, 1, 24, 5)]
         expected = [hf_greedy_text(hf, gen.tokenizer, gen.prompt_ids(p, q), q, stops) for p, q in zip(prompts, params)]
-        # Each request joins after the one before has streamed a few chunks; the fifth waits for
-        # a free slot (max_batch 4).
+        # Each request joins after the one before has streamed a few chunks, or all at once (their
+        # prompts then share prefill passes); the fifth waits for a free slot (max_batch 4).
         replies, tasks = [], []
         for turns, p in zip(prompts, params):
-            if replies:
+            if replies and not together:
                 seen = len(replies[-1][1])
                 assert await wait_until(lambda: len(replies[-1][1]) >= seen + 3 or replies[-1][0].finish_reason, 20)
             reply, chunks = gen.stream(turns, p), []

@@ -65,6 +65,22 @@ def test_a_prompt_prefilled_in_chunks_equals_one_prefill(gqa_model):
     assert torch.allclose(lean.prefill(1, ids[25:], start=25), whole, atol=1e-4)
 
 
+def test_prompts_prefilled_together_equal_each_alone_and_decode_on_from_there(gqa_model):
+    hf = load_hf(gqa_model)
+    lean = LeanLlama(hf, max_slots=3, max_len=128)
+    a, b, c = list(range(4, 30)), [1, 30, 31], list(range(50, 60))
+    lean.prefill(2, c[:4])  # c's first 4 tokens are already in its slot (a chunk, or a prefix-cache copy)
+    together = lean.prefill_rows(0, [(a, 0), (b, 0), (c[4:], 4)])  # padded to a's 26 tokens
+    with torch.no_grad():
+        ref = lambda ids: hf(input_ids=torch.tensor([ids])).logits[0, -1]  # noqa: E731
+        for row, ids in enumerate((a, b, c)):
+            assert torch.allclose(together[row], ref(ids), atol=1e-4)
+        # b's padding sits past its last token: decoding writes over it and never reads it.
+        step = lean.decode(torch.tensor([11, 12, 13]), torch.tensor([len(a), len(b), len(c)]))
+        for row, (ids, token) in enumerate(((a, 11), (b, 12), (c, 13))):
+            assert torch.allclose(step[row], ref(ids + [token]), atol=1e-4)
+
+
 def test_moving_a_slot_keeps_its_cache(tiny_model):
     hf = load_hf(tiny_model)
     lean = LeanLlama(hf, max_slots=3, max_len=64)

@@ -123,60 +123,38 @@ async def page(browser):
         spec.validate_client(frame)
 
 
-class PacedReply:
-    """A reply stream that waits between chunks, so a browser test can act mid-reply.
+def slow_model(generator, delay: float):
+    """The real generator on a slowed model: each decode step waits ``delay`` seconds first.
 
     The tiny model writes 200 tokens in a fraction of a second; a person's Stop click or a
-    network drop takes longer than that. Only the pace changes: the frames are the real ones.
+    network drop takes longer than that. Only the pace changes: the engine, the chunks and the
+    frames are the real ones (a reader that keeps up gets a chunk per token).
     """
+    lean = generator.engine.model
+    step = lean.step
 
-    def __init__(self, inner, delay: float):
-        self.inner, self.delay = inner, delay
+    def slowed(*args):
+        time.sleep(delay)  # on the engine thread, as a slow CPU would be
+        return step(*args)
 
-    @property
-    def finish_reason(self):
-        return self.inner.finish_reason
-
-    @property
-    def tokens(self):
-        return self.inner.tokens
-
-    async def __aiter__(self):
-        async for text in self.inner:
-            await asyncio.sleep(self.delay)
-            yield text
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class PacedGenerator:
-    """The real generator with paced replies; everything else (lifecycle, readiness, stats) is the real one's."""
-
-    def __init__(self, inner, delay: float):
-        self.inner, self.delay = inner, delay
-
-    def stream(self, turns, params):
-        return PacedReply(self.inner.stream(turns, params), self.delay)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+    lean.step = slowed
+    return generator
 
 
 class PacedServer(RunningServer):
-    """A real server whose generator is paced from its creation: nothing is swapped while it runs."""
+    """A real server on a slowed model from its creation: nothing is swapped while it runs."""
 
     def __init__(self, config, delay: float):
         from backend.app import create_app, load_generator
 
         self.config = config
-        self.app = create_app(config, PacedGenerator(load_generator(config), delay))
+        self.app = create_app(config, slow_model(load_generator(config), delay))
         ServerThread.__init__(self, self.app, config.port, uvicorn_options(config))
 
 
 @pytest.fixture
 def make_paced_server(tiny_model):
-    """Like make_server, with replies paced at ``delay`` seconds per chunk; all are stopped after the test."""
+    """Like make_server, with replies paced at ``delay`` seconds per token; all are stopped after the test."""
     with contextlib.ExitStack() as stack:
         def make(delay: float = 0.03, **overrides):
             return stack.enter_context(PacedServer(server_config(*tiny_model, **overrides), delay))

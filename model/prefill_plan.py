@@ -1,0 +1,50 @@
+"""Which waiting prompts the engine prefills in its next pass, and how many tokens of each.
+
+Several prompts share one forward pass (``LeanLlama.prefill_rows``): for a small model the
+fixed cost of a pass (about 2 ms for mini, eager) is most of a short prompt's cost, and with
+many sessions talking several new messages wait at once. Rows are padded to the longest, so a
+pass takes prompts from the head of the queue only while padding stays under half of it.
+While others decode, a pass takes at most ``budget`` prompt tokens in all (the prefill chunk),
+so a long new prompt cannot stall the streams already running; the last prompt of a pass may
+then be left part-filled, and it is the queue's head at the next step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class Row:
+    req: object  # the engine's request: .prompt (token ids) and .prefilled (tokens in its slot)
+    start: int  # prompt tokens in its slot before this pass, counting a prefix-cache copy
+    take: int  # prompt tokens this pass runs
+    source: int | None = None  # the prefix-cache slot to copy ``start`` tokens from first
+    continues: bool = False  # that entry is this conversation's previous turn
+
+
+def plan(waiting: Sequence, free_slots: int, budget: int | None, max_len: int, cache) -> list[Row]:
+    """Rows for the next pass, from the head of ``waiting``; ``budget`` None means no limit.
+
+    The head is always taken (its prompt must fit ``max_len``: the engine checks that first).
+    ``cache`` is the engine's prefix cache; a request's longest shared start is looked up on its
+    first pass only.
+    """
+    rows: list[Row] = []
+    width = used = 0
+    for req in waiting:
+        if len(rows) >= free_slots or (budget is not None and used >= budget):
+            break
+        source, start, continues = (None, req.prefilled, False) if req.prefilled else cache.longest(req.prompt)
+        left = len(req.prompt) - start
+        take = left if budget is None else min(left, budget - used)
+        wider = max(width, take)
+        if rows and ((len(rows) + 1) * wider > 2 * (used + take)  # more than half padding
+                     or max(r.start for r in (*rows, Row(req, start, take))) + wider >= max_len - 1):
+            break
+        rows.append(Row(req, start, take, source if start and not req.prefilled else None, continues))
+        width, used = wider, used + take
+        if take < left:
+            break  # part-filled: it must be the pass's last row
+    return rows
