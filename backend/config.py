@@ -31,7 +31,7 @@ class Config:
     context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
     engine_dtype: str = opt("auto", "decode dtype: auto (time bf16 and fp32 at start-up, keep the faster), bf16 or fp32")
     engine_compile: bool = opt(False, "torch.compile the decode step during warm-up (mini: 3x per step, ready in 52 s cold / 10 s with inductor's cache; SmolLM2: 6-15 percent for 125 s / 15 s)")
-    prefill_chunk: int = opt(64, "prompt tokens prefilled per engine step, so a long prompt never stalls running replies")
+    prefill_chunk: int = opt(64, "prompt tokens prefilled per engine step (shared by the prompts waiting), so a long prompt never stalls running replies")
     prefix_cache: int = opt(32, "KV-cache slots that keep finished conversations, so a session's next message prefills only what is new; each costs what a max_batch slot does")
     sentence_holdback: int = opt(16, "the last tokens before max_new_tokens stream whole sentences only, so a reply cut by the limit ends at a sentence end (0 = off)")
     max_new_tokens: int = opt(_SAMPLING.max_new_tokens, "longest reply, in tokens")

@@ -74,10 +74,29 @@ def test_replies_unrelated_to_the_line_said_are_left_out_of_the_adapter_data():
     from model.prompt import Turn
     from training.data import JoeyPair
     from training.lora import related
+    from training.metrics import Embedder
 
     pairs = [JoeyPair([Turn("Ross", said)], reply, "s01e01") for said, reply in [
         ("Do you want some pizza?", "Pizza? I always want pizza!"),
         ("The museum is closing the dinosaur wing.", "They can't close the dinosaurs, Ross!"),
         ("Do you want some pizza?", "My agent says the audition went great.")]]
-    assert [p.reply for p in related(pairs, 0.3)] == [pairs[0].reply, pairs[1].reply]
-    assert related(pairs, 0) == pairs
+    assert [p.reply for p in related(pairs, 0.3, Embedder())] == [pairs[0].reply, pairs[1].reply]
+    assert related(pairs, 0, Embedder()) == pairs
+
+
+def test_replies_that_do_not_sound_like_joey_are_left_out_of_the_adapter_data():
+    from model.prompt import Turn
+    from training.data import JoeyPair
+    from training.lora import in_voice
+    from training.metrics import Embedder, StyleClassifier
+
+    joey = ["I love meatball sandwiches.", "Pizza! Who wants pizza?", "My agent got me an audition!",
+            "How you doin'?", "I'm an actor, I play a doctor on TV.", "Don't touch my food!"]
+    others = ["The fossil record is quite clear on this.", "I need to organize the closet by colour.",
+              "Could this meeting BE any longer?", "My grandmother's spirit lives in this cat.",
+              "These shoes are on sale at Bloomingdale's.", "Paleontology is a serious science."]
+    style = StyleClassifier(Embedder(), [("Joey", t) for t in joey] + [("Ross", t) for t in others])
+    pairs = [JoeyPair([Turn("Ross", "So what now?")], reply, "s01e01") for reply in [
+        "Let's get a sandwich, I'm starving!", "Dinosaur bones are studied by paleontologists."]]
+    assert [p.reply for p in in_voice(pairs, 0.5, style)] == [pairs[0].reply]
+    assert in_voice(pairs, 0, style) == pairs

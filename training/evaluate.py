@@ -68,21 +68,6 @@ def held_out_cases(data: Path, n: int) -> list[corpus.JoeyPair]:
     return [corpus.JoeyPair(p.context[-CONTEXT_TURNS:], p.reply, p.episode) for p in picked]
 
 
-STYLE_LINES_PER_FRIEND = 2000  # enough for a stable classifier; embedding all 43k lines takes minutes
-
-
-def style_lines(data: Path) -> list[tuple[str, str]]:
-    """Training-season lines of the six friends, at most STYLE_LINES_PER_FRIEND each (fixed sample)."""
-    by_friend: dict[str, list[tuple[str, str]]] = {f: [] for f in metrics.FRIENDS}
-    for s in corpus.read_friends(data):
-        if not s.held_out:
-            for t in s.turns:
-                if t.speaker in by_friend:
-                    by_friend[t.speaker].append((t.speaker, t.text))
-    rng = random.Random(0)
-    return [line for lines in by_friend.values() for line in rng.sample(lines, min(len(lines), STYLE_LINES_PER_FRIEND))]
-
-
 async def _replies(gen, contexts: list[list[Turn]], params: GenerationParams) -> list[tuple[str, str]]:
     async def one(turns, i):
         seeded = params if params.greedy else replace(params, seed=SAMPLE_SEED + i)
@@ -138,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     said = [c.context[-1].text for c in cases]
     contexts = [c.context for c in cases]
     embed = metrics.Embedder()
-    style = metrics.StyleClassifier.cached(embed, lambda: style_lines(args.data), args.work / "style-classifier.pt")
+    style = metrics.style_classifier(embed, args.data, args.work)
     real = [c.reply for c in cases]
     shuffled = real[1:] + real[:1]
     rows = {"real Joey line": metrics.score(embed, style, said, real, ["stop"] * len(real)),

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn, build_prompt, reply_ids
 from training import data as corpus
-from training.metrics import is_echo, normal_words
+from training.metrics import Embedder, StyleClassifier, cosines, is_echo, normal_words, style_classifier
 from training.train_config import TrainConfig
 
 log = logging.getLogger("joey.train")
@@ -57,7 +57,7 @@ def informative(pairs: list[corpus.JoeyPair], max_repeats: int, drop_echo: bool)
             and not (drop_echo and is_echo(p.context[-1].text, p.reply))]
 
 
-def related(pairs: list[corpus.JoeyPair], min_relevance: float) -> list[corpus.JoeyPair]:
+def related(pairs: list[corpus.JoeyPair], min_relevance: float, embed: Embedder) -> list[corpus.JoeyPair]:
     """The pairs whose reply is about what was just said: sentence-embedding cosine of the line
     said and Joey's reply at least ``min_relevance`` (0 keeps all).
 
@@ -68,10 +68,32 @@ def related(pairs: list[corpus.JoeyPair], min_relevance: float) -> list[corpus.J
     """
     if min_relevance <= 0 or not pairs:
         return pairs
-    from training.metrics import Embedder, cosines
-
-    cosine = cosines(Embedder(), [p.context[-1].text for p in pairs], [p.reply for p in pairs])
+    cosine = cosines(embed, [p.context[-1].text for p in pairs], [p.reply for p in pairs])
     return [p for p, c in zip(pairs, cosine) if c >= min_relevance]
+
+
+def in_voice(pairs: list[corpus.JoeyPair], min_style: float, style: StyleClassifier) -> list[corpus.JoeyPair]:
+    """The pairs whose reply sounds like Joey rather than like any of the friends: P(joey) from the
+    style classifier at least ``min_style`` (0 keeps all).
+
+    Many of Joey's lines could be anyone's ("Okay, what happened?"). Left in, they pull the
+    adapter's voice towards the average friend: trained on lines of mean P(joey) 0.512 it
+    replied at 0.500, below the real Joey's 0.508 (docs/MODEL.md).
+    """
+    if min_style <= 0 or not pairs:
+        return pairs
+    return [p for p, s in zip(pairs, style.p_joey([p.reply for p in pairs])) if s >= min_style]
+
+
+def on_topic_in_voice(pairs: list[corpus.JoeyPair], cfg: TrainConfig) -> list[corpus.JoeyPair]:
+    """``related`` and then ``in_voice``, sharing one sentence embedder (loading it takes seconds)."""
+    if cfg.lora_min_relevance <= 0 and cfg.lora_min_style <= 0:
+        return pairs
+    embed = Embedder()
+    kept = related(pairs, cfg.lora_min_relevance, embed)
+    if cfg.lora_min_style <= 0:
+        return kept
+    return in_voice(kept, cfg.lora_min_style, style_classifier(embed, cfg.data, cfg.work))
 
 
 def joey_examples(tok, pairs: list[corpus.JoeyPair], cfg: TrainConfig, rng: random.Random) -> list[Example]:
@@ -137,11 +159,11 @@ def lora_model(cfg: TrainConfig, base):
 def train_lora(cfg: TrainConfig, tok, base, scenes: list[corpus.Scene]):
     rng = random.Random(cfg.seed)
     pairs = list(corpus.joey_pairs(scenes, held_out=False))
-    kept = related(informative(pairs, cfg.lora_max_repeats, cfg.lora_drop_echo), cfg.lora_min_relevance)
+    kept = on_topic_in_voice(informative(pairs, cfg.lora_max_repeats, cfg.lora_drop_echo), cfg)
     train = joey_examples(tok, kept, cfg, rng)
     # Validation keeps every line, so its loss stays comparable between recipes.
     val = joey_examples(tok, list(corpus.joey_pairs(scenes, held_out=True)), cfg, rng)
-    log.info("Joey pairs: train %d (of %d; bland, echoing or unrelated lines left out), validation %d; %d train tokens",
+    log.info("Joey pairs: train %d (of %d; bland, echoing, unrelated or out-of-voice lines left out), validation %d; %d train tokens",
              len(train), len(pairs), len(val), sum(len(x) for x, _ in train))
     if not train or not val:
         raise ValueError("no Joey lines to train on: check --data")

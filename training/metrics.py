@@ -14,8 +14,10 @@ the models, the real Joey lines and a shuffled baseline alike.
 from __future__ import annotations
 
 import difflib
+import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -68,8 +70,6 @@ class StyleClassifier:
     @classmethod
     def cached(cls, embed: Embedder, lines, path) -> "StyleClassifier":
         """Train once and keep the weights in ``path`` (under build/): embedding the lines is slow."""
-        from pathlib import Path
-
         path = Path(path)
         if path.exists():
             state = torch.load(path)
@@ -86,6 +86,28 @@ class StyleClassifier:
         if not texts:
             return []
         return torch.sigmoid(self.embed(texts) @ self.w + self.b).tolist()
+
+
+STYLE_LINES_PER_FRIEND = 2000  # enough for a stable classifier; embedding all 43k lines takes minutes
+
+
+def style_lines(data: Path) -> list[tuple[str, str]]:
+    """Training-season lines of the six friends, at most STYLE_LINES_PER_FRIEND each (fixed sample)."""
+    from training import data as corpus
+
+    by_friend: dict[str, list[tuple[str, str]]] = {f: [] for f in FRIENDS}
+    for s in corpus.read_friends(data):
+        if not s.held_out:
+            for t in s.turns:
+                if t.speaker in by_friend:
+                    by_friend[t.speaker].append((t.speaker, t.text))
+    rng = random.Random(0)
+    return [line for lines in by_friend.values() for line in rng.sample(lines, min(len(lines), STYLE_LINES_PER_FRIEND))]
+
+
+def style_classifier(embed: Embedder, data: Path, work: Path) -> StyleClassifier:
+    """The one Joey-style classifier of a run: training's data filter and the evaluation share it."""
+    return StyleClassifier.cached(embed, lambda: style_lines(data), work / "style-classifier.pt")
 
 
 def ends_sentence(text: str) -> bool:

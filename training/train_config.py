@@ -43,6 +43,7 @@ class TrainConfig:
     lora_max_repeats: int = opt(5, "leave out Joey lines he says more than this many times (\"Hey!\", \"Yeah.\"): they teach bland replies (0 = keep all; mini: 0)")
     lora_drop_echo: bool = opt(True, "leave out Joey lines that mostly repeat the line before (mini: false)")
     lora_min_relevance: float = opt(0.12, "leave out Joey lines less related to the line they answer (all-MiniLM-L6-v2 cosine): the adapter answers as closely as the lines it learns from (0 = keep all; mini: 0)")
+    lora_min_style: float = opt(0.47, "leave out Joey lines the style classifier scores under this P(joey) (anyone's lines, \"Okay, what happened?\"): they pull the voice towards the average friend (0 = keep all; mini: 0)")
     lora_context_turns: int = opt(3, "each example answers the last 1..N turns of its scene")
     lora_context_tokens: int = opt(192, "prompt budget of an example")
     lora_reply_tokens: int = opt(64, "longer Joey lines are cut (and then teach no end of turn)")
