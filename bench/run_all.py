@@ -81,7 +81,7 @@ def report(results: dict) -> str:
         if "server" in r:
             s = r["server"]
             parts.append(f"{s['messages']} messages per session at most, {s['seconds_per_level']:.0f} s per level, "
-                         f"{s['new_tokens']}-token greedy replies, {s.get('threads', 1)} torch thread(s) per server. Lean server "
+                         f"{s['new_tokens']}-token greedy replies, {s['threads']} torch thread(s) per server. Lean server "
                          f"{'with a compiled decode step' if '--compile' in s['lean_options'] else 'eager (not compiled)'}, "
                          f"ready after {s['lean_ready_s']:.1f} s, "
                          f"naive after {s['naive_ready_s']:.1f} s.\n")

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.naive import NaiveGenerator
 
         generator = NaiveGenerator.load(args.base, args.adapter or None, context=config.context_tokens,
-                                           threads=args.threads)
+                                        threads=args.threads)
     uvicorn.run(create_app(config, generator), host="127.0.0.1", port=args.port, log_level="warning",
                 **uvicorn_options(config))
     return 0

@@ -200,13 +200,13 @@ class Engine:
         slots when done; only the queue's head may be left part-filled."""
         budget = None if not self._active else self.prefill_chunk
         while self._waiting and len(self._active) < self.max_batch and (budget is None or budget > 0):
-            if len(self._waiting[0].prompt) >= self.model.max_len - 1:
-                req = self._waiting.popleft()
-                self._end(req, FinishReason.ERROR, f"prompt of {len(req.prompt)} tokens does not fit the "
-                          f"{self.model.max_len}-token context")
+            try:
+                self.model.check_fits(len(self._waiting[0].prompt))
+            except ValueError as exc:
+                self._end(self._waiting.popleft(), FinishReason.ERROR, str(exc))
                 continue
             first = len(self._active)
-            rows = plan(self._waiting, self.max_batch - first, budget, self.model.max_len, self.cache)
+            rows = plan(self._waiting, self.max_batch - first, budget, self.model.fits, self.cache)
             for slot, row in enumerate(rows, start=first):
                 if row.source is not None:
                     self.model.move_slot(row.source, slot, row.start)
@@ -264,7 +264,7 @@ class Engine:
             return
         if chunk:
             req.emit(TextChunk(chunk))
-        if len(req.decoder) >= req.params.max_new_tokens or req.length >= self.model.max_len - 1:
+        if len(req.decoder) >= req.params.max_new_tokens or not self.model.fits(req.length):
             self._release(slot, FinishReason.LENGTH)
 
     def _end(self, req: _Request, reason: FinishReason, error: str = "") -> None:

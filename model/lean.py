@@ -144,6 +144,14 @@ class LeanLlama:
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._linear(_rms_norm(x, self.net.final_norm, self.eps), "lm_head", self.net.lm_head).float()
 
+    def fits(self, length: int) -> bool:
+        """Whether ``length`` tokens leave a cache position for the token after them."""
+        return length < self.max_len - 1
+
+    def check_fits(self, length: int) -> None:
+        if not self.fits(length):
+            raise ValueError(f"prompt of {length} tokens does not fit the {self.max_len}-token context")
+
     def prefill(self, slot: int, ids: list[int], start: int = 0) -> torch.Tensor:
         """Run prompt tokens ``ids`` at positions ``start..`` into ``slot``, after the ``start``
         tokens already there (so a long prompt can go in chunks). Returns the last token's
@@ -159,8 +167,9 @@ class LeanLlama:
         prompt's cost. Returns each row's last-token logits, shape (rows, vocab)."""
         t = max(len(ids) for ids, _ in rows)
         for ids, start in rows:
-            if not (0 < len(ids) and start + t < self.max_len - 1):
-                raise ValueError(f"prompt of {start + len(ids)} tokens does not fit the {self.max_len}-token context")
+            if not ids:
+                raise ValueError("a prefill row needs at least one token")
+            self.check_fits(start + t)  # a row's padding runs to start + t too
         starts = torch.tensor([start for _, start in rows]).unsqueeze(1)
         positions = starts + torch.arange(t).unsqueeze(0)
         span = int(positions.max()) + 1

@@ -12,7 +12,7 @@ then be left part-filled, and it is the queue's head at the next step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,16 @@ class Row:
     continues: bool = False  # that entry is this conversation's previous turn
 
 
-def plan(waiting: Sequence, free_slots: int, budget: int | None, max_len: int, cache) -> list[Row]:
+def plan(waiting: Sequence, free_slots: int, budget: int | None, fits: Callable[[int], bool], cache) -> list[Row]:
     """Rows for the next pass, from the head of ``waiting``; ``budget`` None means no limit.
+    ``fits(n)``: whether n tokens fit a cache slot (a row's padding takes positions too).
 
-    The head is always taken (its prompt must fit ``max_len``: the engine checks that first).
+    The head is always taken (its prompt must fit: the engine checks that first).
     ``cache`` is the engine's prefix cache; a request's longest shared start is looked up on its
     first pass only.
     """
     rows: list[Row] = []
-    width = used = 0
+    width = used = deepest = 0  # the longest take, the tokens taken, the largest start
     for req in waiting:
         if len(rows) >= free_slots or (budget is not None and used >= budget):
             break
@@ -41,10 +42,10 @@ def plan(waiting: Sequence, free_slots: int, budget: int | None, max_len: int, c
         take = left if budget is None else min(left, budget - used)
         wider = max(width, take)
         if rows and ((len(rows) + 1) * wider > 2 * (used + take)  # more than half padding
-                     or max(r.start for r in (*rows, Row(req, start, take))) + wider >= max_len - 1):
+                     or not fits(max(deepest, start) + wider)):
             break
-        rows.append(Row(req, start, take, source if start and not req.prefilled else None, continues))
-        width, used = wider, used + take
+        rows.append(Row(req, start, take, source, continues))
+        width, used, deepest = wider, used + take, max(deepest, start)
         if take < left:
             break  # part-filled: it must be the pass's last row
     return rows

@@ -33,7 +33,7 @@ class TrainConfig:
     lr: float = opt(2e-3, "mini: pre-training peak learning rate")
     warmup: int = opt(100, "mini: pre-training warm-up steps")
     include_more: bool = opt(True, "mini: add more_dialogue to pre-training for broader English")
-    lora_steps: int = opt(520, "optimizer steps of the adapter, about 1.8 epochs of the kept pairs (mini: 600)")
+    lora_steps: int = opt(520, "optimizer steps of the adapter, about 2.3 epochs of the kept pairs (mini: 600)")
     lora_lr: float = opt(3e-4, "peak learning rate of the adapter (mini: 1e-3)")
     lora_warmup: int = opt(30, "linear warm-up steps before the cosine decay")
     lora_r: int = opt(16, "LoRA rank")
