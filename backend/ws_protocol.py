@@ -67,4 +67,5 @@ def uvicorn_options(config: Config) -> dict:
     """The WebSocket settings of uvicorn.Config, for `joey serve` and the tests alike. The protocol
     is named as a class, never "auto", whose choice changed between uvicorn versions."""
     return {"ws": JoeyWebSocketProtocol, "ws_max_size": config.max_frame_bytes,
+            "ws_per_message_deflate": config.ws_compression,
             "ws_ping_interval": config.ping_interval_s or None, "ws_ping_timeout": config.ping_timeout_s or None}

@@ -1,7 +1,7 @@
 """Benchmarks through the real server, against the naive baseline measured in the same run.
 
     .venv/bin/python bench/run_all.py                  # both presets, N = 1, 8, 32, 64 (about 15 minutes)
-    .venv/bin/python bench/run_all.py --compile ''     # the same with no compiled step (mini's is by default)
+    .venv/bin/python bench/run_all.py --compile ''     # the same with eager lean servers (compiled by default)
     .venv/bin/python bench/run_all.py --quick --tiny   # a tiny random model, small counts: the smoke test
     .venv/bin/python bench/run_all.py --only engine    # offline: the engine vs HF generate(), no server
 
@@ -82,7 +82,7 @@ def report(results: dict) -> str:
             s = r["server"]
             parts.append(f"{s['messages']} messages per session at most, {s['seconds_per_level']:.0f} s per level, "
                          f"{s['new_tokens']}-token greedy replies, {s['threads']} torch thread(s) per server. Lean server "
-                         f"{'with a compiled decode step' if '--compile' in s['lean_options'] else 'eager (not compiled)'}, "
+                         f"{'with compiled passes' if '--compile' in s['lean_options'] else 'eager (not compiled)'}, "
                          f"ready after {s['lean_ready_s']:.1f} s, "
                          f"naive after {s['naive_ready_s']:.1f} s.\n")
             parts.append(server.ratio_table(s) + "\n")
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["engine", "server"], default="server",
                         help="server (default): through the real server; engine: offline vs HF generate()")
     parser.add_argument("--levels", default="", help="comma-separated session counts (default 1,8,32,64; quick 1,4)")
-    parser.add_argument("--compile", default="mini", help="comma-separated models whose lean server compiles its "
-                        "decode step (default mini: ready in under a minute; SmolLM2 takes minutes; '' = none)")
+    parser.add_argument("--compile", default="mini,smollm2", help="comma-separated models whose lean server compiles "
+                        "its passes (default both: mini is ready in about a minute, SmolLM2 in several; '' = none)")
     parser.add_argument("--lean-option", action="append", default=[], metavar="FLAG",
                         help="extra bench/serve.py flag for the lean server, e.g. --lean-option=--prefill-chunk=16 "
                         "(repeatable)")

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--dtype", default="auto", help="lean engine: auto, bf16 or fp32")
-    parser.add_argument("--compile", action="store_true", help="lean engine: compiled decode step")
+    parser.add_argument("--compile", action="store_true", help="lean engine: compiled decode step and prefill pass")
     parser.add_argument("--prefill-chunk", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the generator, either kind")
     parser.add_argument("--prefix-cache", type=int, default=64, help="lean engine: conversations kept (one per session)")

@@ -1,17 +1,18 @@
-"""Speed choices made at start-up: the engine's dtype (measured), and a compiled decode step.
+"""Speed choices made at start-up: the engine's dtype (measured), and compiled passes.
 
 * dtype ``auto`` times the model's largest projection in fp32 (MKL) and in bf16 (oneDNN,
   pre-packed) for one row and for a full batch, on this CPU, and keeps the faster. bf16 wins on
   CPUs with AVX512-BF16 or AMX; on older ones fp32 does (bf16 is then emulated).
-* ``compile_decode`` wraps the decode step in ``torch.compile`` with inductor *freezing*: the
-  weights become constants, so inductor pre-packs them for oneDNN and fuses the norms, rotary
-  embedding and SiLU around the matmuls. The batch and the attention span are *dynamic*
-  dimensions, so two graphs serve every step: one for a single row (specialised, as size-1
-  dimensions always are) and one for 2..max_batch rows. Per-bucket static graphs were the other
-  option; they cost one compile per bucket and pad every step up to its bucket.
+* ``compile_passes`` wraps the decode step and the prefill pass in ``torch.compile`` with
+  inductor *freezing*: the weights become constants, so inductor pre-packs them for oneDNN and
+  fuses the norms, rotary embedding and SiLU around the matmuls, and a C++ wrapper makes the
+  calls. The batch, the prompt length and the attention span are *dynamic* dimensions, so two
+  graphs serve each pass: one for a single row (specialised, as size-1 dimensions always are)
+  and one for 2..max_batch rows. Per-bucket static graphs were the other option; they cost one
+  compile per bucket and pad every step up to its bucket.
 * ``warm_up`` runs those graphs once on the engine thread, before the server says it is ready.
-  Inductor's on-disk cache (``/tmp/torchinductor_$USER``, or ``$TORCHINDUCTOR_CACHE_DIR``)
-  makes a second start much faster.
+  Inductor's graph cache cannot keep graphs whose constants are oneDNN-packed weights, so every
+  start compiles again (mini: about 70 s with or without its on-disk cache).
 """
 
 from __future__ import annotations
@@ -68,45 +69,77 @@ def choose_dtype(setting: str, hf_model, batch: int) -> torch.dtype:
     return DTYPES[chosen]
 
 
-class _Step(nn.Module):
-    """The lean decode step as a module, so freezing sees its weights as parameters."""
+class _Weights(nn.Module):
+    """A pass of the lean model as a module, so freezing sees its weights as parameters. Each pass
+    has its own class: dynamo keeps compiled graphs per code object, and passes sharing one
+    ``forward`` would share its cache (and its recompile limit)."""
 
     def __init__(self, lean):
         super().__init__()
         self.net = lean.net
         self.__dict__["lean"] = lean  # not a submodule: only the weights in net are frozen
 
+
+class _Decode(_Weights):
     def forward(self, tokens, positions, mask, k_caches, v_caches):
         return self.lean.decode_step(tokens, positions, mask, k_caches, v_caches)
 
 
-def compile_decode(lean) -> None:
-    """Put a compiled decode step on ``lean`` (it compiles lazily: call :func:`warm_up`)."""
+class _Prefill(_Weights):
+    def forward(self, ids, positions, mask, last, slots, k_caches, v_caches):
+        return self.lean.prefill_pass(ids, positions, mask, last, slots, k_caches, v_caches)
+
+
+def _on_this_thread() -> None:
+    """Inductor's settings are per thread, and the passes compile on the engine thread. Set on
+    the thread that loaded the model, or passed as torch.compile options (which do not reach the
+    freezing passes), freezing was silently off and every step ran unpacked bf16 matmuls: 2.3x
+    slower for mini at batch 1 (tests/test_compiled.py checks that it is on)."""
     import torch._inductor.config as inductor
 
-    inductor.freezing = True
-    compiled = torch.compile(_Step(lean), dynamic=False)
-    # Freezing packs its own copy of the weights; the eager packed copy stays, for the prefill
-    # (about 2x plain bf16 matmul for a few rows, measured in a profile of 32 sessions).
+    if not inductor.freezing:
+        inductor.freezing = True
+        inductor.cpp_wrapper = True  # the graph's calls made from C++, not Python: 0.84 against 0.90 ms
 
-    def step(tokens, positions, mask, k_caches, v_caches):
-        if tokens.shape[0] > 1:
-            for t, dim in ((tokens, 0), (positions, 0), (mask, 0)):
-                torch._dynamo.mark_dynamic(t, dim)
-        torch._dynamo.mark_dynamic(mask, 3)
-        return compiled(tokens, positions, mask, k_caches, v_caches)
 
-    lean.step = step
+def _dynamic(*dims) -> None:
+    """Mark (tensor, dim) pairs dynamic; a size-1 dimension stays specialised (its own graph)."""
+    for t, dim in dims:
+        if t.shape[dim] > 1:
+            torch._dynamo.mark_dynamic(t, dim)
+
+
+def compile_passes(lean) -> None:
+    """Put a compiled decode step and prefill pass on ``lean`` (compiled lazily: call :func:`warm_up`)."""
+    step = torch.compile(_Decode(lean), dynamic=False)
+    prefill = torch.compile(_Prefill(lean), dynamic=False)
+
+    def compiled_step(tokens, positions, mask, k_caches, v_caches):
+        _on_this_thread()
+        _dynamic((tokens, 0), (positions, 0), (mask, 0), (mask, 3))
+        return step(tokens, positions, mask, k_caches, v_caches)
+
+    def compiled_prefill(ids, positions, mask, last, slots, k_caches, v_caches):
+        if ids.shape[1] == 1:  # a one-token chunk: rare, and not worth two more graphs
+            return lean.prefill_pass(ids, positions, mask, last, slots, k_caches, v_caches)
+        _on_this_thread()
+        _dynamic((ids, 0), (ids, 1), (positions, 0), (positions, 1), (mask, 0), (mask, 2), (mask, 3), (last, 0),
+                 (slots, 0))
+        return prefill(ids, positions, mask, last, slots, k_caches, v_caches)
+
+    lean.step, lean.prefill_step = compiled_step, compiled_prefill
 
 
 def warm_up(lean, max_batch: int) -> float:
-    """Run a prefill and decode steps of 1 and of 2..max_batch rows once; returns the seconds taken.
+    """Run prefill passes and decode steps of 1 and of 2..max_batch rows once; returns the seconds taken.
 
     Writes only to cache slots that no request holds yet (the engine has not started).
     """
     started = time.perf_counter()
     with torch.inference_mode():
         lean.prefill(0, [0, 1, 2])
+        if max_batch > 1:
+            lean.prefill_rows(0, [([0, 1, 2], 0), ([0, 1], 0)])
         for rows in sorted({1, min(2, max_batch), max_batch}):
             lean.decode(torch.zeros(rows, dtype=torch.long), torch.full((rows,), 3))
     seconds = time.perf_counter() - started

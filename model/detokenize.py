@@ -30,6 +30,7 @@ class StreamDecoder:
     def __init__(self, tokenizer, limit: int | None = None, holdback: int = 0):
         self.tokenizer = tokenizer
         self._ids: list[int] = []
+        self._text = ""  # the decoded reply, kept with the ids: the engine asks for it every token
         self.sent = ""
         self._hold_from = None if limit is None else max(0, limit - holdback)
 
@@ -45,13 +46,17 @@ class StreamDecoder:
         return self._ids[-1]
 
     def text(self) -> str:
+        return self._text
+
+    def _decode(self) -> None:
         # The prompt ends with "Joey:" and the reply starts with its space; the reply itself
         # does not, so history renders back as "Joey: text" exactly as in training.
-        return self.tokenizer.decode(self._ids, skip_special_tokens=True).lstrip()
+        self._text = self.tokenizer.decode(self._ids, skip_special_tokens=True).lstrip()
 
     def push(self, token: int) -> str:
         self._ids.append(token)
-        text = self.text()
+        self._decode()
+        text = self._text
         if text.endswith("\ufffd"):
             return ""
         if self._hold_from is not None and len(self._ids) > self._hold_from:
@@ -61,6 +66,7 @@ class StreamDecoder:
     def drop_last(self) -> None:
         """Forget the last token (it began a stop text that belongs to the next line)."""
         self._ids.pop()
+        self._decode()
 
     def flush(self, final: str | None = None) -> str:
         """The rest of the reply (``final`` replaces the decoded text, e.g. cut at a stop text)."""

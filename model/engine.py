@@ -22,6 +22,7 @@ import functools
 import itertools
 import logging
 import queue
+import random
 import threading
 import time
 from collections import deque
@@ -134,7 +135,9 @@ class Engine:
         loop = asyncio.get_running_loop()
         reply = Reply(self.abort, next(self._ids))
         emit = functools.partial(self._mailbox.put, loop, reply.queue)
-        seed = params.seed if params.seed is not None else torch.seed()
+        # Not torch.seed(): it reseeds every device backend, and the CUDA, XPU and MTIA ones each
+        # format a stack trace to defer that, which was a tenth of the event loop's time at 64 sessions.
+        seed = params.seed if params.seed is not None else random.getrandbits(63)
         decoder = StreamDecoder(self._tokenizer, params.max_new_tokens, self.sentence_holdback)
         request = _Request(reply.id, list(prompt), params, emit, torch.Generator().manual_seed(seed), decoder)
         self._inbox.put(("submit", request))
@@ -242,6 +245,9 @@ class Engine:
         if too_short:
             logits[torch.tensor(too_short).unsqueeze(1), self._stop_index] = float("-inf")
         tokens = choose(logits, self._seen[slots], [r.params for r in reqs], [r.generator for r in reqs])
+        # One indexing op per step, not one per token. A slot released below gets its row reset
+        # by the request that takes it next, so a bit set for an ending reply does no harm.
+        self._seen[slots, tokens] = True
         # Walk backwards: releasing slot s moves the last request into it, and every slot after
         # s has been handled by then.
         for slot, token in sorted(zip(slots, tokens), reverse=True):
@@ -256,7 +262,6 @@ class Engine:
             self._release(slot, FinishReason.STOP)
             return
         chunk = req.decoder.push(token)
-        self._seen[slot, token] = True
         self.metrics.generated()
         if self.stop_text and self.stop_text in (text := req.decoder.text()):
             req.decoder.drop_last()  # the stop text belongs to the next line, not this reply

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import AsyncIterator, Protocol
 
-from model.compiled import choose_dtype, compile_decode, warm_up
+from model.compiled import choose_dtype, compile_passes, warm_up
 from model.engine import Engine
 from model.lean import LeanLlama
 from model.metrics import EngineStats
@@ -120,8 +120,8 @@ class JoeyGenerator:
     def load(cls, base: str, adapter: str | None, max_batch: int = 16, threads: int = 1,
              context: int = 512, dtype: str = "auto", compile: bool = False,
              prefill_chunk: int = 64, sentence_holdback: int = 16, prefix_cache: int = 32) -> "JoeyGenerator":
-        """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``: a
-        compiled decode step, built during warm-up on the engine thread (ready says when);
+        """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``:
+        compiled decode and prefill passes, built during warm-up on the engine thread (ready says when);
         ``prefill_chunk``: prompt tokens per step while others decode; ``sentence_holdback``:
         the last tokens before the limit stream whole sentences only (see StreamDecoder);
         ``prefix_cache``: extra KV-cache slots that keep finished conversations (PrefixCache)."""
@@ -136,7 +136,7 @@ class JoeyGenerator:
         lean = LeanLlama(model, max_slots=max_batch + 1 + prefix_cache, max_len=context, dtype=chosen)
         del model  # the lean copy is all that serving needs
         if compile:
-            compile_decode(lean)
+            compile_passes(lean)
         engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch, threads,
                         prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
                         warmup=lambda: warm_up(lean, max_batch), prefix=shared_prefix(tokenizer, context))

@@ -83,7 +83,8 @@ class LeanLlama:
         shape = (max_slots, self.n_kv, self.max_len, self.head_dim)
         self.k_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
         self.v_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
-        self.step = self.decode_step  # model/compiled.py may put a compiled step here
+        self.step = self.decode_step  # model/compiled.py may put compiled versions of these two here
+        self.prefill_step = self.prefill_pass
 
     @property
     def vocab_size(self) -> int:
@@ -104,26 +105,27 @@ class LeanLlama:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed[key], None, "none", [], "")
         return torch.nn.functional.linear(x, weight)
 
-    def _forward(self, x, positions, mask, k_caches, v_caches, first: int) -> torch.Tensor:
-        """All layers for queries ``x`` (b, t, hidden) at ``positions`` (b, t), in slots
-        ``first..first+b-1``, attending to their first ``span`` cache positions under ``mask``
-        (b, 1, t, span; True = hidden). What every layer shares is computed once, here."""
+    def _forward(self, x, positions, mask, k_caches, v_caches, slots=None) -> torch.Tensor:
+        """All layers for queries ``x`` (b, t, hidden) at ``positions`` (b, t), row i in cache slot
+        ``slots[i]`` (None: slots 0..b-1, the decode rows), attending to their first ``span`` cache
+        positions under ``mask`` (b, 1, t, span; True = hidden). What every layer shares is
+        computed once, here."""
         b, t, _ = x.shape
-        span = mask.shape[-1]
         cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
         # Flat row (slot, kv head, position) of each new key/value in a cache viewed as (-1, head_dim).
-        rows = torch.arange(first, first + b).view(b, 1, 1) * self.n_kv + torch.arange(self.n_kv).view(1, -1, 1)
+        slot_ids = torch.arange(b) if slots is None else slots
+        rows = slot_ids.view(b, 1, 1) * self.n_kv + torch.arange(self.n_kv).view(1, -1, 1)
         flat = (rows * self.max_len + positions.view(b, 1, t)).reshape(-1)
         # Grouped-query attention: the query heads that share a KV head become extra query rows,
         # so the mask repeats per group; additive, so scaling and masking are one op.
         bias = torch.zeros(mask.shape).masked_fill(mask, float("-inf")).repeat(1, 1, self.group, 1)
         for i, layer in enumerate(self.net.layers):
-            x = self._layer(i, layer, x, cos, sin, flat, bias, k_caches[i], v_caches[i], first, span)
+            x = self._layer(i, layer, x, cos, sin, flat, bias, k_caches[i], v_caches[i], slots)
         return x
 
-    def _layer(self, i: int, layer, x, cos, sin, flat, bias, k_cache, v_cache, first: int, span: int):
+    def _layer(self, i: int, layer, x, cos, sin, flat, bias, k_cache, v_cache, slots):
         b, t, _ = x.shape
-        hd, heads = self.head_dim, self.n_heads + self.n_kv
+        hd, heads, span = self.head_dim, self.n_heads + self.n_kv, bias.shape[-1]
         qkv = self._linear(_rms_norm(x, layer.attn_norm, self.eps), (i, "qkv"), layer.qkv)
         qk, v = qkv.split([heads * hd, self.n_kv * hd], dim=-1)
         qk = qk.view(b, t, heads, hd).transpose(1, 2)
@@ -131,7 +133,11 @@ class LeanLlama:
         q, k = qk.split([self.n_heads, self.n_kv], dim=1)
         k_cache.view(-1, hd).index_copy_(0, flat, k.reshape(-1, hd))
         v_cache.view(-1, hd).index_copy_(0, flat, v.view(b, t, self.n_kv, hd).transpose(1, 2).reshape(-1, hd))
-        keys, values = k_cache[first:first + b, :, :span], v_cache[first:first + b, :, :span]
+        # Decode rows are the dense slots 0..b-1: a view. Prompt rows sit anywhere: a gather.
+        if slots is None:
+            keys, values = k_cache[:b, :, :span], v_cache[:b, :, :span]
+        else:
+            keys, values = k_cache[slots, :, :span], v_cache[slots, :, :span]
         scores = torch.add(bias, (q.reshape(b, self.n_kv, self.group * t, hd) @ keys.transpose(-1, -2)).float(),
                            alpha=hd ** -0.5)
         attn = torch.softmax(scores, dim=-1).to(self.dtype) @ values
@@ -174,14 +180,19 @@ class LeanLlama:
         positions = starts + torch.arange(t).unsqueeze(0)
         span = int(positions.max()) + 1
         mask = (torch.arange(span).view(1, 1, span) > positions.unsqueeze(2)).unsqueeze(1)
-        x = self.net.embed[torch.tensor([ids + [0] * (t - len(ids)) for ids, _ in rows])]
-        x = self._forward(x, positions, mask, self.k_cache, self.v_cache, first)
+        ids = torch.tensor([ids + [0] * (t - len(ids)) for ids, _ in rows])
         last = torch.tensor([len(ids) - 1 for ids, _ in rows])
-        return self._logits(x[torch.arange(len(rows)), last])
+        slots = torch.arange(first, first + len(rows))
+        return self.prefill_step(ids, positions, mask, last, slots, self.k_cache, self.v_cache)
+
+    def prefill_pass(self, ids, positions, mask, last, slots, k_caches, v_caches):
+        """The tensor part of ``prefill_rows``, which model/compiled.py may compile."""
+        x = self._forward(self.net.embed[ids], positions, mask, k_caches, v_caches, slots)
+        return self._logits(x[torch.arange(ids.shape[0]), last])
 
     def decode_step(self, tokens, positions, mask, k_caches, v_caches):
         b = tokens.shape[0]
-        x = self._forward(self.net.embed[tokens].unsqueeze(1), positions.view(b, 1), mask, k_caches, v_caches, 0)
+        x = self._forward(self.net.embed[tokens].unsqueeze(1), positions.view(b, 1), mask, k_caches, v_caches)
         return self._logits(x[:, 0])
 
     @torch.inference_mode()

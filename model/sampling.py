@@ -42,8 +42,9 @@ def choose(logits: torch.Tensor, seen: torch.Tensor, params: list[GenerationPara
     whatever its sign). The penalty and top-k run batched; only the final draw is per row, so
     each request keeps its own seeded generator.
     """
-    penalty = torch.tensor([p.repetition_penalty for p in params], dtype=logits.dtype).unsqueeze(1)
-    logits = torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
+    if any(p.repetition_penalty != 1.0 for p in params):  # two passes over (n, vocab) otherwise wasted
+        penalty = torch.tensor([p.repetition_penalty for p in params], dtype=logits.dtype).unsqueeze(1)
+        logits = torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
     vocab = logits.shape[1]
     sampled = [i for i, p in enumerate(params) if not p.greedy]
     k_max = max((params[i].top_k if 0 < params[i].top_k < vocab else vocab for i in sampled), default=0)

@@ -103,6 +103,8 @@ async def send_one(ws, kind: str, value) -> None:
         ws.protocol.send_text(data)
         frame = b"".join(ws.protocol.data_to_send())
         for i in range(0, len(frame), 7):  # split across many TCP writes
+            if ws.transport.is_closing():  # the server refused the frame before its end (1007)
+                break
             ws.transport.write(frame[i:i + 7])
             await asyncio.sleep(0)
 
