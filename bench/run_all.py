@@ -1,6 +1,6 @@
 """Benchmarks through the real server, against the naive baseline measured in the same run.
 
-    .venv/bin/python bench/run_all.py                  # both presets, N = 1, 8, 32, 64 (about 15 minutes)
+    .venv/bin/python bench/run_all.py                  # both presets, N = 1, 8, 32, 64 (about 13 minutes)
     .venv/bin/python bench/run_all.py --compile ''     # the same with eager lean servers (compiled by default)
     .venv/bin/python bench/run_all.py --quick --tiny   # a tiny random model, small counts: the smoke test
     .venv/bin/python bench/run_all.py --only engine    # offline: the engine vs HF generate(), no server

@@ -180,10 +180,10 @@ class LeanLlama:
         positions = starts + torch.arange(t).unsqueeze(0)
         span = int(positions.max()) + 1
         mask = (torch.arange(span).view(1, 1, span) > positions.unsqueeze(2)).unsqueeze(1)
-        ids = torch.tensor([ids + [0] * (t - len(ids)) for ids, _ in rows])
+        padded = torch.tensor([ids + [0] * (t - len(ids)) for ids, _ in rows])
         last = torch.tensor([len(ids) - 1 for ids, _ in rows])
         slots = torch.arange(first, first + len(rows))
-        return self.prefill_step(ids, positions, mask, last, slots, self.k_cache, self.v_cache)
+        return self.prefill_step(padded, positions, mask, last, slots, self.k_cache, self.v_cache)
 
     def prefill_pass(self, ids, positions, mask, last, slots, k_caches, v_caches):
         """The tensor part of ``prefill_rows``, which model/compiled.py may compile."""

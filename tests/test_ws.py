@@ -207,6 +207,16 @@ async def test_a_frame_flood_is_paced_not_dropped(make_server):
         assert end["type"] == "reply_end"
 
 
+
+@pytest.mark.parametrize("compression", [False, True])
+async def test_compression_is_offered_only_when_configured_and_chat_works_either_way(make_server, compression):
+    server = make_server(ws_compression=compression)
+    async with connect(server.url) as c:  # the websockets client offers permessage-deflate
+        assert [e.name for e in c.ws.protocol.extensions] == (["permessage-deflate"] if compression else [])
+        await c.open()
+        end, text = await c.ask("Pizza?", "compressed" if compression else "plain")
+        assert end["type"] == "reply_end" and text
+
 # --- protocol additions: regenerate, a speaker name per message, server_busy ------------------
 async def test_regenerate_replaces_joeys_answer_to_the_last_message(server):
     async with connect(server.url) as c:
