@@ -128,6 +128,9 @@ def compile_passes(lean) -> None:
         return prefill(ids, positions, mask, last, slots, k_caches, v_caches)
 
     lean.step, lean.prefill_step = compiled_step, compiled_prefill
+    # Freezing packs the graphs' own copy of the weights. The eager pre-packed copy would now
+    # serve only one-token prefill chunks (rare), so it goes: 256 MiB for SmolLM2.
+    lean.packed = None
 
 
 def warm_up(lean, max_batch: int) -> float:

@@ -72,7 +72,7 @@ class LeanLlama:
         self.max_slots = max_slots
         self.net = _Net(hf_model, dtype)
         # oneDNN's pre-packed bf16 weights: about 2x plain bf16 matmul for one row on this CPU.
-        # None in fp32 (MKL is fine there). A compiled step packs its own (inductor freezing).
+        # None in fp32 (MKL is fine there). Compiled passes pack their own, and drop this one.
         self.packed: dict | None = self._pack() if dtype == torch.bfloat16 else None
         rope = cfg.rope_parameters if getattr(cfg, "rope_parameters", None) else {}
         theta = rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))

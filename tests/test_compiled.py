@@ -43,6 +43,10 @@ def test_the_compiled_passes_give_the_eager_logits_for_one_row_and_for_a_batch(t
     for rows in (1, 3, 2):  # 2 after 3: the many-row graph takes any batch size without recompiling
         tokens, positions = torch.tensor([11, 12, 13][:rows]), torch.tensor([len(p) for p in prompts][:rows])
         assert close(compiled.decode(tokens, positions), eager.decode(tokens, positions))
+    # A one-token chunk runs eager beside the compiled graphs, without the eager packed weights.
+    assert compiled.packed is None
+    one = [lean.prefill(2, [5], start=len(prompts[2]) + 1) for lean in (eager, compiled)]
+    assert close(one[1], one[0])
 
 
 def test_a_step_compiled_on_its_own_thread_runs_on_packed_weights(tiny_model):
