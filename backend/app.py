@@ -58,7 +58,7 @@ def load_generator(config: Config) -> JoeyGenerator:
                               threads=config.engine_threads, context=config.context_tokens,
                               dtype=config.engine_dtype, compile=config.engine_compile,
                               prefill_chunk=config.prefill_chunk, sentence_holdback=config.sentence_holdback,
-                              prefix_cache=config.prefix_cache)
+                              prefix_cache=config.prefix_cache, process=config.engine_process)
 
 
 def origin_allowed(websocket: WebSocket, config: Config) -> bool:
@@ -110,7 +110,7 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         if context is not None and config.max_new_tokens > context - 32:
             raise ValueError(f"max_new_tokens={config.max_new_tokens} leaves too little of the "
                              f"{context}-token context for the conversation")
-        gen.start()
+        await asyncio.to_thread(gen.start)  # an engine process loads the weights here
         hub = Hub(gen, config, open_store(config), metrics)
         if config.state_url:  # several replicas: replies and control messages travel through Redis
             from backend.relay import Relay

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--dtype", default="auto", help="lean engine: auto, bf16 or fp32")
     parser.add_argument("--compile", action="store_true", help="lean engine: compiled decode step and prefill pass")
+    parser.add_argument("--engine-process", action=argparse.BooleanOptionalAction, default=True,
+                        help="lean engine: in a child process of its own (default), or on a thread of the server")
     parser.add_argument("--prefill-chunk", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the generator, either kind")
     parser.add_argument("--prefix-cache", type=int, default=64, help="lean engine: conversations kept (one per session)")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         generator = JoeyGenerator.load(args.base, args.adapter or None, max_batch=args.max_batch, threads=args.threads,
                                        context=config.context_tokens, dtype=args.dtype, compile=args.compile,
                                        prefill_chunk=args.prefill_chunk, sentence_holdback=0,
-                                       prefix_cache=args.prefix_cache)
+                                       prefix_cache=args.prefix_cache, process=args.engine_process)
     else:
         from bench.naive import NaiveGenerator
 

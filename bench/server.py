@@ -18,6 +18,7 @@ one connection with malformed frames; reported as the latency ratio storm / calm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -38,14 +39,31 @@ class ServerProcess(ChildServer):
                           "--max-batch", str(max_batch), *extra], port, start_timeout=start_timeout)
         self.kind = kind
 
-    def rss_mb(self) -> dict:
-        """Resident memory now and at its peak (VmHWM), in MiB."""
-        fields = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0]) / 1024
-        return {"rss_mb": fields.get("VmRSS", 0.0), "peak_rss_mb": fields.get("VmHWM", 0.0)}
+    def memory_mb(self) -> dict:
+        """Memory of the server and its child processes (the engine process, its fork server), in
+        MiB: resident (RSS, summed, so pages two processes share count twice), proportional (PSS:
+        a shared page counts in shares, the fair sum), and the sum of each process's peak RSS."""
+        totals = {"rss_mb": 0.0, "pss_mb": 0.0, "peak_rss_mb": 0.0}
+        for pid in _process_tree(self.proc.pid):
+            try:
+                status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+            except FileNotFoundError:  # it has just exited (a compile worker, say)
+                continue
+            totals["rss_mb"] += int(status["VmRSS"].split()[0]) / 1024
+            totals["peak_rss_mb"] += int(status["VmHWM"].split()[0]) / 1024
+            totals["pss_mb"] += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
+        return totals
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc (Linux). Each thread lists the children it
+    started, and the engine's fork server is started from a worker thread, not the main one."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that has just ended
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return [pid, *(p for child in found for p in _process_tree(child))]
 
 
 def run_levels(server: ServerProcess, levels, messages: int, seconds: float, grace: float, log=print) -> list[dict]:
@@ -53,10 +71,10 @@ def run_levels(server: ServerProcess, levels, messages: int, seconds: float, gra
     rows = []
     for n in levels:
         row = asyncio.run(chat_level(server.url, n, messages, seconds, grace))
-        row.update(server.rss_mb())
+        row.update(server.memory_mb())
         rows.append(row)
         log(f"  {server.kind} {n:>2} session(s): {row['replies']} replies, {row['tok_s']:.0f} tok/s, first chunk p50 "
-            f"{row['ttfc_p50_ms']:.0f} ms, gap p99 {row['gap_p99_ms']:.0f} ms, RSS {row['rss_mb']:.0f} MiB, "
+            f"{row['ttfc_p50_ms']:.0f} ms, gap p99 {row['gap_p99_ms']:.0f} ms, RSS {row['rss_mb']:.0f} MiB (PSS {row['pss_mb']:.0f}), "
             f"errors {row['errors']}, dropped {row['dropped']}")
     return rows
 
@@ -96,13 +114,13 @@ def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 6
 
 def table(result: dict) -> str:
     headers = ["sessions", "server", "replies", "unfinished", "first chunk p50 ms", "p99 ms", "chunk gap p50 ms",
-               "p99 ms", "tokens/s", "RSS MiB", "errors", "dropped"]
+               "p99 ms", "tokens/s", "RSS MiB", "PSS MiB", "errors", "dropped"]
     rows = []
     for ours, naive in zip(result["lean"], result["naive"]):
         for name, r in (("lean", ours), ("naive", naive)):
             rows.append([str(r["sessions"]), name, str(r["replies"]), str(r["unfinished"]), r["ttfc_p50_ms"],
                          r["ttfc_p99_ms"], r["gap_p50_ms"], r["gap_p99_ms"], r["tok_s"], r["rss_mb"],
-                         str(r["errors"]), str(r["dropped"])])
+                         r.get("pss_mb", float("nan")), str(r["errors"]), str(r["dropped"])])
     return markdown_table(headers, rows)
 
 

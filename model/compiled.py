@@ -120,7 +120,9 @@ def compile_passes(lean) -> None:
         return step(tokens, positions, mask, k_caches, v_caches)
 
     def compiled_prefill(ids, positions, mask, last, slots, k_caches, v_caches):
-        if ids.shape[1] == 1:  # a one-token chunk: rare, and not worth two more graphs
+        # A one-token chunk: rare (a prompt lacking only its last token joins a decode step
+        # instead, model/engine.py), and not worth two more graphs.
+        if ids.shape[1] == 1:
             return lean.prefill_pass(ids, positions, mask, last, slots, k_caches, v_caches)
         _on_this_thread()
         _dynamic((ids, 0), (ids, 1), (positions, 0), (positions, 1), (mask, 0), (mask, 2), (mask, 3), (last, 0),

@@ -60,6 +60,11 @@ class _Request:
         return self.decoder.ids  # a copy: the decoder's list is its own
 
     @property
+    def last_token(self) -> int:
+        """The token the next decode step runs: the reply's last, or the prompt's before it."""
+        return self.decoder.last if len(self.decoder) else self.prompt[-1]
+
+    @property
     def length(self) -> int:
         return len(self.prompt) + len(self.decoder)
 
@@ -67,7 +72,7 @@ class _Request:
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
                  max_batch: int, threads: int = 1, prefill_chunk: int = 64, sentence_holdback: int = 16,
-                 warmup=None, prefix: list[int] = ()):
+                 warmup=None, prefix: list[int] = (), mailbox=None):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
         # Per slot: which tokens the prompt or reply already holds (for the repetition penalty).
@@ -81,7 +86,9 @@ class Engine:
         self.threads, self.prefill_chunk, self.sentence_holdback = threads, prefill_chunk, sentence_holdback
         self._warmup = warmup  # run on the engine thread before it takes requests (compiling)
         self._inbox: queue.Queue = queue.Queue()
-        self._mailbox = Mailbox()
+        # Where each step's events go: to event loops in this process, or to the parent of an
+        # engine process (model/engine_process.py). Anything with flush(); emit callables feed it.
+        self._mailbox = mailbox or Mailbox()
         self._waiting: deque[_Request] = deque()  # the head may be part-way through its prefill
         self._active: list[_Request] = []  # decoding, in slots 0..n-1
         self._ids = itertools.count(1)
@@ -122,6 +129,11 @@ class Engine:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._warm.wait(timeout)
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the engine thread to end (after :meth:`stop`, or a failure)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def stop(self) -> None:
         if self.running:
             self._inbox.put(("stop", None))
@@ -132,16 +144,18 @@ class Engine:
         if not self.running:
             raise EngineError("the engine is not running")
         params.validate()
-        loop = asyncio.get_running_loop()
         reply = Reply(self.abort, next(self._ids))
-        emit = functools.partial(self._mailbox.put, loop, reply.queue)
+        self.add(reply.id, prompt, params, functools.partial(self._mailbox.put, asyncio.get_running_loop(), reply.queue))
+        return reply
+
+    def add(self, request_id: int, prompt: list[int], params: GenerationParams, emit) -> None:
+        """Queue a request whose events go to ``emit`` (any thread; ``submit`` is the asyncio face)."""
         # Not torch.seed(): it reseeds every device backend, and the CUDA, XPU and MTIA ones each
         # format a stack trace to defer that, which was a tenth of the event loop's time at 64 sessions.
         seed = params.seed if params.seed is not None else random.getrandbits(63)
         decoder = StreamDecoder(self._tokenizer, params.max_new_tokens, self.sentence_holdback)
-        request = _Request(reply.id, list(prompt), params, emit, torch.Generator().manual_seed(seed), decoder)
-        self._inbox.put(("submit", request))
-        return reply
+        self._inbox.put(("submit", _Request(request_id, list(prompt), params, emit,
+                                            torch.Generator().manual_seed(seed), decoder)))
 
     def abort(self, request_id: int) -> None:
         self._inbox.put(("abort", request_id))
@@ -217,23 +231,29 @@ class Engine:
                     row.req.continues = row.source if row.continues else None
                 row.req.prefilled = row.start + row.take
                 self.metrics.prefilled(row.take)
-            logits = self.model.prefill_rows(first, [(r.req.prompt[r.start:r.start + r.take], r.start) for r in rows])
+            done = [r.req for r in rows if r.req.prefilled == len(r.req.prompt)]
+            # Prompts that lack only their last token (the rest came from the prefix cache: a
+            # message asked again, say) are what a decode step takes, one token at its position
+            # per row: they join the batch, and the next step (compiled for any batch) runs
+            # them, where a one-token prefill pass would run eager.
+            by_step = len(done) == len(rows) and all(r.take == 1 for r in rows)
+            logits = None if by_step else \
+                self.model.prefill_rows(first, [(r.req.prompt[r.start:r.start + r.take], r.start) for r in rows])
             if budget is not None:
                 budget -= sum(r.take for r in rows)
-            done = [r.req for r in rows if r.req.prefilled == len(r.req.prompt)]
             for slot, req in enumerate(done, start=first):
                 self._waiting.popleft()
                 self._active.append(req)
                 self._seen[slot] = False
                 self._seen[slot, req.prompt] = True
-            if done:
+            if done and logits is not None:
                 self._advance(list(range(first, first + len(done))), logits[:len(done)])
             if len(done) < len(rows):
                 return  # the head is part-filled: the budget is spent
 
     def _step(self) -> None:
         started = time.perf_counter()
-        tokens = torch.tensor([r.decoder.last for r in self._active])
+        tokens = torch.tensor([r.last_token for r in self._active])
         positions = torch.tensor([r.length - 1 for r in self._active])
         self._advance(list(range(len(self._active))), self.model.decode(tokens, positions))
         self.metrics.stepped(time.perf_counter() - started)

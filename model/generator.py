@@ -15,6 +15,7 @@ from typing import AsyncIterator, Protocol
 
 from model.compiled import choose_dtype, compile_passes, warm_up
 from model.engine import Engine
+from model.engine_process import EngineProcess
 from model.lean import LeanLlama
 from model.metrics import EngineStats
 from model.prefix_cache import common_length
@@ -93,16 +94,20 @@ def shared_prefix(tokenizer, context: int) -> list[int]:
     return a[:common_length(tuple(a), tuple(b), len(a))]
 
 
+def _offline_if_local(*names: str | None) -> None:
+    if missing := missing_model(*names):
+        raise ModelNotFound(f"no model at {missing!r}: not a local directory, nor a hub id")
+    if all(_is_local(n) for n in filter(None, names)):
+        # Shipped or local weights: make sure nothing reaches for the network.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
 def load_merged(base: str, adapter: str | None):
     """The HF model (fp32, eval mode) with the LoRA adapter merged in, and its tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if missing := missing_model(base, adapter):
-        raise ModelNotFound(f"no model at {missing!r}: not a local directory, nor a hub id")
-    if all(_is_local(n) for n in filter(None, (base, adapter))):
-        # Shipped or local weights: make sure nothing reaches for the network.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _offline_if_local(base, adapter)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     if adapter:
@@ -112,38 +117,58 @@ def load_merged(base: str, adapter: str | None):
     return model.eval(), tokenizer
 
 
+def build_engine(base: str, adapter: str | None, max_batch: int = 16, threads: int = 1, context: int = 512,
+                 dtype: str = "auto", compile: bool = False, prefill_chunk: int = 64, sentence_holdback: int = 16,
+                 prefix_cache: int = 32, mailbox=None) -> tuple[Engine, object, int]:
+    """The engine on these weights (see :meth:`JoeyGenerator.load` for the options), its
+    tokenizer, and the context it was sized for. ``mailbox``: where its events go (the Engine's)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    model, tokenizer = load_merged(base, adapter)
+    # The KV cache is sized from this: SmolLM2's own 8,192 at batch 64 would be 12 GB.
+    context = min(context, model.config.max_position_embeddings)
+    chosen = choose_dtype(dtype, model, max_batch)
+    # + the system message's slot and the conversations kept for their next message
+    lean = LeanLlama(model, max_slots=max_batch + 1 + prefix_cache, max_len=context, dtype=chosen)
+    del model  # the lean copy is all that serving needs
+    if compile:
+        compile_passes(lean)
+    engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch, threads,
+                    prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
+                    warmup=lambda: warm_up(lean, max_batch), prefix=shared_prefix(tokenizer, context), mailbox=mailbox)
+    log.info("loaded %s%s: %d-token context, batch %d, %s%s, KV cache %.0f MB", base,
+             f" + {adapter}" if adapter else "", context, max_batch, chosen, ", compiled" if compile else "",
+             lean.cache_bytes() / 2**20)
+    return engine, tokenizer, context
+
+
 class JoeyGenerator:
-    def __init__(self, engine: Engine, tokenizer, context: int, bot_name: str = BOT_NAME):
+    def __init__(self, engine: Engine | EngineProcess, tokenizer, context: int, bot_name: str = BOT_NAME):
         self.engine, self.tokenizer, self.context, self.bot_name = engine, tokenizer, context, bot_name
 
     @classmethod
     def load(cls, base: str, adapter: str | None, max_batch: int = 16, threads: int = 1,
              context: int = 512, dtype: str = "auto", compile: bool = False,
-             prefill_chunk: int = 64, sentence_holdback: int = 16, prefix_cache: int = 32) -> "JoeyGenerator":
+             prefill_chunk: int = 64, sentence_holdback: int = 16, prefix_cache: int = 32,
+             process: bool = False) -> "JoeyGenerator":
         """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``:
         compiled decode and prefill passes, built during warm-up on the engine thread (ready says when);
         ``prefill_chunk``: prompt tokens per step while others decode; ``sentence_holdback``:
         the last tokens before the limit stream whole sentences only (see StreamDecoder);
-        ``prefix_cache``: extra KV-cache slots that keep finished conversations (PrefixCache)."""
-        import torch
+        ``prefix_cache``: extra KV-cache slots that keep finished conversations (PrefixCache);
+        ``process``: the engine runs in a child process, which loads the weights when started
+        (model/engine_process.py); here only the tokenizer and the model's config are read."""
+        options = dict(base=base, adapter=adapter, max_batch=max_batch, threads=threads, context=context, dtype=dtype,
+                       compile=compile, prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
+                       prefix_cache=prefix_cache)
+        if not process:
+            return cls(*build_engine(**options))
+        from transformers import AutoConfig, AutoTokenizer
 
-        torch.set_num_threads(threads)
-        model, tokenizer = load_merged(base, adapter)
-        # The KV cache is sized from this: SmolLM2's own 8,192 at batch 64 would be 12 GB.
-        context = min(context, model.config.max_position_embeddings)
-        chosen = choose_dtype(dtype, model, max_batch)
-        # + the system message's slot and the conversations kept for their next message
-        lean = LeanLlama(model, max_slots=max_batch + 1 + prefix_cache, max_len=context, dtype=chosen)
-        del model  # the lean copy is all that serving needs
-        if compile:
-            compile_passes(lean)
-        engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch, threads,
-                        prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
-                        warmup=lambda: warm_up(lean, max_batch), prefix=shared_prefix(tokenizer, context))
-        log.info("loaded %s%s: %d-token context, batch %d, %s%s, KV cache %.0f MB", base,
-                 f" + {adapter}" if adapter else "", context, max_batch, chosen, ", compiled" if compile else "",
-                 lean.cache_bytes() / 2**20)
-        return cls(engine, tokenizer, context)
+        _offline_if_local(base, adapter)
+        context = min(context, AutoConfig.from_pretrained(base).max_position_embeddings)
+        return cls(EngineProcess(options), AutoTokenizer.from_pretrained(base), context)
 
     @classmethod
     def from_preset(cls, name: str, with_adapter: bool = True, **options) -> "JoeyGenerator":

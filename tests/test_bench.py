@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import threading
+import time
 
 from tests.conftest import ROOT
 
@@ -29,7 +32,27 @@ def test_quick_benchmark_runs_through_both_servers_with_sane_numbers(tmp_path):
         for row in server[kind]:
             assert row["errors"] == 0 and row["dropped"] == 0, row["problems"]
             assert row["replies"] > 0 and row["tokens"] > 0 and row["tok_s"] > 0
-            assert row["ttfc_p50_ms"] > 0 and row["rss_mb"] > 0
+            assert row["ttfc_p50_ms"] > 0 and row["rss_mb"] > 0 and row["pss_mb"] > 0
     assert all(math.isfinite(r["tok_s_ratio"]) and r["tok_s_ratio"] > 0 for r in server["lean"])
     assert server["storm"]["server_ready_after"]
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def test_server_memory_counts_processes_started_from_any_thread(tmp_path):
+    """The engine process's fork server is started from a worker thread: its whole tree counts."""
+    from bench.server import _process_tree
+
+    started = []
+    nested = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
+             "time.sleep(60)"
+    worker = threading.Thread(target=lambda: started.append(subprocess.Popen([sys.executable, "-c", nested])))
+    worker.start(), worker.join()
+    try:
+        deadline = time.monotonic() + 20
+        while len(ours := _process_tree(started[0].pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(ours) == 2 and set(ours) <= set(_process_tree(os.getpid()))  # the child and its own child
+    finally:
+        for pid in reversed(_process_tree(started[0].pid)):
+            os.kill(pid, 9)
+        started[0].wait()

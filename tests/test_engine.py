@@ -6,15 +6,17 @@ import asyncio
 
 import pytest
 
-from model.generator import JoeyGenerator, ModelNotFound
+from model.generator import JoeyGenerator, ModelNotFound, shared_prefix
 from model.prompt import EOT, TURN, Turn
 from model.sampling import GREEDY, GenerationParams
 from tests.conftest import wait_until
 
 
-@pytest.fixture
-async def generator(tiny_model):
-    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=4)
+@pytest.fixture(params=["thread", "process"])
+async def generator(tiny_model, request):
+    """The engine on a thread of this process, and in a child process (the server's default):
+    the tests that use this fixture hold for both."""
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=4, process=request.param == "process")
     gen.start()
     yield gen
     gen.stop()
@@ -157,7 +159,7 @@ async def test_stats_count_tokens_first_tokens_and_steps(generator):
     stats = generator.stats()
     # The shared start of every prompt is computed once, not per request; the rest is computed
     # or copied from an earlier prompt (the prefix cache), never both.
-    shared = len(generator.engine.prefix)
+    shared = len(shared_prefix(generator.tokenizer, generator.context))
     assert shared > 0 and stats.reused_tokens >= 3 * shared
     assert stats.prefill_tokens + stats.reused_tokens == sum(len(generator.prompt_ids(p, GREEDY)) for p in prompts)
     assert stats.tokens_generated == sum(r.tokens for r in replies)
@@ -184,6 +186,25 @@ async def test_a_conversations_next_message_prefills_only_what_is_new(tiny_model
         assert kept.stats().reused_tokens > plain.stats().reused_tokens
     finally:
         kept.stop(), plain.stop()
+
+
+async def test_a_prompt_cached_but_for_its_last_token_is_run_by_the_decode_step(tiny_model):
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, dtype="fp32")
+    passes = []
+    lean = gen.engine.model
+    prefill_rows = lean.prefill_rows
+    lean.prefill_rows = lambda first, rows: passes.append([len(ids) for ids, _ in rows]) or prefill_rows(first, rows)
+    gen.start()
+    try:
+        turns = [Turn("Ross", "We were on a break!")]
+        first = await collect(gen.stream(turns, GREEDY))
+        assert passes and max(passes[-1]) > 1
+        passes.clear()
+        # Asked again: all but the prompt's last token come from the prefix cache.
+        assert await collect(gen.stream(turns, GREEDY)) == first
+        assert passes == [] and gen.stats().reused_tokens >= len(gen.prompt_ids(turns, GREEDY)) - 1
+    finally:
+        gen.stop()
 
 
 async def test_not_ready_until_warm_up_ends_and_requests_wait_for_it(tiny_model):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 import time
@@ -147,7 +148,9 @@ class PacedServer(RunningServer):
     def __init__(self, config, delay: float):
         from backend.app import create_app, load_generator
 
-        self.config = config
+        # The model is slowed by patching it here, so its engine runs on a thread of this
+        # process, not in an engine process of its own.
+        self.config = config = dataclasses.replace(config, engine_process=False)
         self.app = create_app(config, slow_model(load_generator(config), delay))
         ServerThread.__init__(self, self.app, config.port, uvicorn_options(config))
 
