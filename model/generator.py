@@ -95,6 +95,8 @@ def shared_prefix(tokenizer, context: int) -> list[int]:
 
 
 def _offline_if_local(*names: str | None) -> None:
+    """Raise ModelNotFound for a name that is neither a local directory nor a hub id; when every
+    name is local, keep the hub offline for the rest of this process."""
     if missing := missing_model(*names):
         raise ModelNotFound(f"no model at {missing!r}: not a local directory, nor a hub id")
     if all(_is_local(n) for n in filter(None, names)):
