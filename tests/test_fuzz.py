@@ -150,7 +150,8 @@ async def test_after_fuzzing_nothing_leaked_and_joey_still_chats(fuzz_server):
     hub = fuzz_server.hub
     assert await wait_until(lambda: not any(s.answering for s in hub.sessions.values()), timeout=30)
     async with httpx.AsyncClient(base_url=fuzz_server.http) as http:
-        r = await http.get("/readyz"); assert r.status_code == 200, r.text
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
     async with connect(fuzz_server.url) as c:
         await c.open()
         end, _ = await c.ask("How you doin'?", "final")
