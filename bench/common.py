@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: which model to use, percentiles, markdown tables, plots."""
+"""Helpers shared by the benchmarks: which model to use, a server's memory, percentiles, markdown tables, plots."""
 
 from __future__ import annotations
 
@@ -9,6 +9,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
+
+
+def memory_mb(pid: int) -> dict:
+    """Memory of process ``pid`` and its descendants (a server, its engine process and that
+    one's fork server), in MiB: resident (RSS, summed, so pages two processes share count
+    twice), proportional (PSS: a shared page counts in shares, the fair sum), and the sum of
+    each process's peak RSS."""
+    totals = {"rss_mb": 0.0, "pss_mb": 0.0, "peak_rss_mb": 0.0}
+    for member in process_tree(pid):
+        try:
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{member}/status").read_text().splitlines())
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+        except FileNotFoundError:  # it has just exited (a compile worker, say)
+            continue
+        totals["rss_mb"] += int(status["VmRSS"].split()[0]) / 1024
+        totals["peak_rss_mb"] += int(status["VmHWM"].split()[0]) / 1024
+        totals["pss_mb"] += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
+    return totals
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc (Linux). Each thread lists the children it
+    started, and the engine's fork server is started from a worker thread, not the main one."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that has just ended
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return [pid, *(p for child in found for p in process_tree(child))]
 
 
 @dataclass

@@ -18,12 +18,11 @@ one connection with malformed frames; reported as the latency ratio storm / calm
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
 
 from bench.chatters import chat_level
-from bench.common import ROOT, fmt, markdown_table, ratio
+from bench.common import ROOT, fmt, markdown_table, memory_mb, ratio
 from bench.process import ChildServer, free_port
 from bench.storm import rate_name, storm_level
 
@@ -40,30 +39,7 @@ class ServerProcess(ChildServer):
         self.kind = kind
 
     def memory_mb(self) -> dict:
-        """Memory of the server and its child processes (the engine process, its fork server), in
-        MiB: resident (RSS, summed, so pages two processes share count twice), proportional (PSS:
-        a shared page counts in shares, the fair sum), and the sum of each process's peak RSS."""
-        totals = {"rss_mb": 0.0, "pss_mb": 0.0, "peak_rss_mb": 0.0}
-        for pid in _process_tree(self.proc.pid):
-            try:
-                status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-            except FileNotFoundError:  # it has just exited (a compile worker, say)
-                continue
-            totals["rss_mb"] += int(status["VmRSS"].split()[0]) / 1024
-            totals["peak_rss_mb"] += int(status["VmHWM"].split()[0]) / 1024
-            totals["pss_mb"] += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
-        return totals
-
-
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants, from /proc (Linux). Each thread lists the children it
-    started, and the engine's fork server is started from a worker thread, not the main one."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):  # a thread that has just ended
-            found += [int(child) for child in (task / "children").read_text().split()]
-    return [pid, *(p for child in found for p in _process_tree(child))]
+        return memory_mb(self.proc.pid)
 
 
 def run_levels(server: ServerProcess, levels, messages: int, seconds: float, grace: float, log=print) -> list[dict]:

@@ -10,7 +10,8 @@ exactly one ``reply_end`` (lost: none within the timeout; duplicated: a second o
 frame whose ``seq`` is not above the last one seen), and that the chunks it saw join to the
 ``reply_end`` text. ``server_busy`` and ``rate_limited`` are waited out (``retry_after``) and
 counted. Idle connections open a session and sit. The server's RSS is sampled every 5 s and
-its slope over the last 4 minutes reported. Results: a markdown section (``--write`` puts it
+its slope over the last 4 minutes reported (RSS summed over the server's processes: the
+engine's too). Results: a markdown section (``--write`` puts it
 in docs/benchmarks.md under "Soak") and bench/out/soak.json.
 """
 
@@ -31,7 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, ROOT, ModelChoice, fmt, markdown_table, percentile, preset_model, tiny_model  # noqa: E402
+from bench.common import (OUT, ROOT, ModelChoice, fmt, markdown_table, memory_mb, percentile, preset_model,  # noqa: E402
+                          tiny_model)
 from bench.process import ChildServer, free_port  # noqa: E402
 
 HEADING = "## Soak (bench/soak.py)"
@@ -157,13 +159,6 @@ async def idler(url: str, stop: asyncio.Event, tally: Tally) -> bool:
             await ws.close()
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     if len(samples) < 3:
         return float("nan")
@@ -184,7 +179,7 @@ async def soak(url: str, pid: int, minutes: float, sessions: int, idle: int, dro
     chatters = [asyncio.create_task(chatter(url, i, deadline, drop_every, tally)) for i in range(sessions)]
     rss: list[tuple[float, float]] = []
     while not all(t.done() for t in chatters):
-        rss.append((time.perf_counter() - started, rss_mb(pid)))
+        rss.append((time.perf_counter() - started, memory_mb(pid)["rss_mb"]))  # with the engine process
         await asyncio.wait(chatters, timeout=5)
     wall = time.perf_counter() - started
     stop.set()

@@ -40,7 +40,7 @@ def test_quick_benchmark_runs_through_both_servers_with_sane_numbers(tmp_path):
 
 def test_server_memory_counts_processes_started_from_any_thread(tmp_path):
     """The engine process's fork server is started from a worker thread: its whole tree counts."""
-    from bench.server import _process_tree
+    from bench.common import process_tree
 
     started = []
     nested = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
@@ -49,10 +49,10 @@ def test_server_memory_counts_processes_started_from_any_thread(tmp_path):
     worker.start(), worker.join()
     try:
         deadline = time.monotonic() + 20
-        while len(ours := _process_tree(started[0].pid)) < 2 and time.monotonic() < deadline:
+        while len(ours := process_tree(started[0].pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert len(ours) == 2 and set(ours) <= set(_process_tree(os.getpid()))  # the child and its own child
+        assert len(ours) == 2 and set(ours) <= set(process_tree(os.getpid()))  # the child and its own child
     finally:
-        for pid in reversed(_process_tree(started[0].pid)):
+        for pid in reversed(process_tree(started[0].pid)):
             os.kill(pid, 9)
         started[0].wait()
