@@ -191,8 +191,8 @@ answer rather than copy the line said: a copy scores a cosine near 1):
 
 The shipped adapter meets every target. Once echoes are left out it answers more closely than the
 real Joey (0.241 against 0.234), and it sounds more like him than his own held-out lines do
-(0.517 against 0.508). Its relevance margin is small: 0.244 against a target of 0.242, with a
-standard error of about 0.008. Both filters use the evaluation's own models (the embedder and the
+(0.517 against 0.508). Its relevance margin is small: 0.244 in the comparison of filters above
+and 0.245 in the main table, against a target of 0.242, with a standard error of about 0.008. Both filters use the evaluation's own models (the embedder and the
 style classifier, which is trained on the training seasons only), so part of the gain may be the
 adapter learning what these models reward; the samples below are the check a person can make.
 
