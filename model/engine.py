@@ -71,7 +71,7 @@ class _Request:
 
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
-                 max_batch: int, threads: int = 1, prefill_chunk: int = 64, sentence_holdback: int = 16,
+                 max_batch: int, prefill_chunk: int = 64, sentence_holdback: int = 16,
                  warmup=None, prefix: list[int] = (), mailbox=None):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
@@ -83,7 +83,7 @@ class Engine:
         self.cache = PrefixCache(range(self.max_batch, model.max_slots))
         # Every prompt starts the same way (the system message): a pinned cache entry.
         self.prefix = list(prefix) if prefix and self.cache.capacity else []
-        self.threads, self.prefill_chunk, self.sentence_holdback = threads, prefill_chunk, sentence_holdback
+        self.prefill_chunk, self.sentence_holdback = prefill_chunk, sentence_holdback
         self._warmup = warmup  # run on the engine thread before it takes requests (compiling)
         self._inbox: queue.Queue = queue.Queue()
         # Where each step's events go: to event loops in this process, or to the parent of an
@@ -162,7 +162,6 @@ class Engine:
 
     # --- engine thread ------------------------------------------------------------------------
     def _run(self) -> None:
-        torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
                 if self._warmup is not None:
@@ -247,7 +246,7 @@ class Engine:
                 self._seen[slot] = False
                 self._seen[slot, req.prompt] = True
             if done and logits is not None:
-                self._advance(list(range(first, first + len(done))), logits[:len(done)])
+                self._advance(first, logits[:len(done)])
             if len(done) < len(rows):
                 return  # the head is part-filled: the budget is spent
 
@@ -255,19 +254,24 @@ class Engine:
         started = time.perf_counter()
         tokens = torch.tensor([r.last_token for r in self._active])
         positions = torch.tensor([r.length - 1 for r in self._active])
-        self._advance(list(range(len(self._active))), self.model.decode(tokens, positions))
+        self._advance(0, self.model.decode(tokens, positions))
         self.metrics.stepped(time.perf_counter() - started)
 
-    def _advance(self, slots: list[int], logits: torch.Tensor) -> None:
-        """Choose each slot's next token (row i of ``logits`` belongs to ``slots[i]``) and act on it."""
+    def _advance(self, first: int, logits: torch.Tensor) -> None:
+        """Choose the next token of slots ``first``, ``first + 1``, ... (row i of ``logits`` is
+        slot ``first + i``) and act on it."""
+        slots = range(first, first + logits.shape[0])
         reqs = [self._active[s] for s in slots]
         too_short = [i for i, r in enumerate(reqs) if len(r.decoder) < r.params.min_new_tokens]
-        if too_short:
+        if len(too_short) == len(reqs):  # one fill, not an indexed write (6% of a mini stream's engine time)
+            logits.index_fill_(1, self._stop_index, float("-inf"))
+        elif too_short:
             logits[torch.tensor(too_short).unsqueeze(1), self._stop_index] = float("-inf")
-        tokens = choose(logits, self._seen[slots], [r.params for r in reqs], [r.generator for r in reqs])
+        seen = self._seen[first:first + len(reqs)]  # a view, not a copy (3 MB at 64 SmolLM2 rows)
+        tokens = choose(logits, seen, [r.params for r in reqs], [r.generator for r in reqs])
         # One indexing op per step, not one per token. A slot released below gets its row reset
         # by the request that takes it next, so a bit set for an ending reply does no harm.
-        self._seen[slots, tokens] = True
+        seen[range(len(slots)), tokens] = True
         # Walk backwards: releasing slot s moves the last request into it, and every slot after
         # s has been handled by then.
         for slot, token in sorted(zip(slots, tokens), reverse=True):

@@ -132,11 +132,11 @@ def build_engine(base: str, adapter: str | None, max_batch: int = 16, threads: i
     context = min(context, model.config.max_position_embeddings)
     chosen = choose_dtype(dtype, model, max_batch)
     # + the system message's slot and the conversations kept for their next message
-    lean = LeanLlama(model, max_slots=max_batch + 1 + prefix_cache, max_len=context, dtype=chosen)
+    lean = LeanLlama(model, max_slots=max_batch + 1 + prefix_cache, max_len=context, dtype=chosen, threads=threads)
     del model  # the lean copy is all that serving needs
     if compile:
         compile_passes(lean)
-    engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch, threads,
+    engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch,
                     prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
                     warmup=lambda: warm_up(lean, max_batch), prefix=shared_prefix(tokenizer, context), mailbox=mailbox)
     log.info("loaded %s%s: %d-token context, batch %d, %s%s, KV cache %.0f MB", base,

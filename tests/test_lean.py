@@ -117,3 +117,19 @@ def test_bf16_logits_and_greedy_tokens_stay_within_the_stated_tolerance(gqa_mode
             top2 = out.scores[step][0].topk(2).values
             assert float(top2[0] - top2[1]) <= 2 * bound, f"step {step}: {g} != {e} with a clear margin"
             break
+
+
+def test_a_pass_of_one_row_runs_on_one_thread_and_a_pass_of_several_on_the_engines(tiny_model):
+    lean = LeanLlama(load_hf(tiny_model), max_slots=2, max_len=64, threads=2)
+    before = torch.get_num_threads()
+    seen = []
+    step = lean.step
+    lean.step = lambda *args: seen.append(torch.get_num_threads()) or step(*args)
+    try:
+        lean.prefill_rows(0, [([1, 5, 9], 0), ([1, 7], 0)])
+        lean.decode(torch.tensor([11]), torch.tensor([3]))
+        lean.decode(torch.tensor([11, 12]), torch.tensor([3, 2]))
+        lean.decode(torch.tensor([13]), torch.tensor([4]))
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2, 1]
