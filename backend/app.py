@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import ipaddress
 import logging
@@ -55,7 +56,7 @@ class SecurityHeaders:
 def load_generator(config: Config) -> JoeyGenerator:
     files = config.model_files()
     return JoeyGenerator.load(files.base, files.adapter or None, max_batch=config.max_batch,
-                              threads=config.engine_threads, context=config.context_tokens,
+                              threads=config.engine_threads or files.engine_threads, context=config.context_tokens,
                               dtype=config.engine_dtype, compile=config.engine_compile,
                               prefill_chunk=config.prefill_chunk, sentence_holdback=config.sentence_holdback,
                               prefix_cache=config.prefix_cache, process=config.engine_process)
@@ -126,9 +127,12 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         frontends = load_frontends(config, hub)
         for frontend in frontends:
             await frontend.start()
+        gc.collect()  # start-up's objects last as long as the server: out of full collections (model/engine.py)
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             shutdown.uninstall()
             for frontend in reversed(frontends):
                 await frontend.stop()

@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lean-option", action="append", default=[], metavar="FLAG",
                         help="extra bench/serve.py flag for the lean server, e.g. --lean-option=--prefill-chunk=16 "
                         "(repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of both servers, lean and naive "
-                        "(default 1: steadiest on a shared 2-core host)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads of both servers, lean and naive "
+                        "(default 0: the preset's engine threads, 2 for smollm2 and 1 for mini; the naive server "
+                        "is as fast with 1 as with 2)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json and report.md")
     parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png", help="where the plot goes")
     args = parser.parse_args(argv)
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 entry["server"] = server.run(model.base, model.adapter, quick=args.quick, levels=levels,
                                              lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
-                                             + args.lean_option, threads=args.threads)
+                                             + args.lean_option, threads=args.threads or model.threads)
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     text = report(results)

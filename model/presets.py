@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger("joey.presets")
@@ -33,13 +33,19 @@ class Preset:
     base: str  # local folder (or hub id) of the base model
     adapter: str  # local folder (or hub id) of the Joey LoRA; "" for none
     about: str  # one line for --help, /readyz and the model card
+    # Torch threads of the engine's passes of several rows (Config.engine_threads 0 means this).
+    # Measured through the server on 2 cores (docs/benchmarks.md): SmolLM2's batched steps (50-190
+    # ms) share well, 32 sessions 312-400 tokens/s on 2 threads against 264-332 on 1; mini's
+    # (4-12 ms) lose more to waiting for a core that the event loop, busy with 3,000+ tokens/s,
+    # also wants: 2,544-2,912 against 3,452-3,980.
+    engine_threads: int = 1
 
 
 PRESETS = {
     "smollm2": Preset("smollm2", str(SMOLLM2_DIR), str(ROOT / "weights/smollm2/joey-lora"),
-                      "SmolLM2-135M-Instruct + Joey LoRA: answers what you say (default)"),
+                      "SmolLM2-135M-Instruct + Joey LoRA: answers what you say (default)", engine_threads=2),
     "mini": Preset("mini", str(ROOT / "weights/mini/base"), str(ROOT / "weights/mini/joey-lora"),
-                   "5.5M model trained here from scratch + Joey LoRA: fastest, for slow machines"),
+                   "5.5M model trained here from scratch + Joey LoRA: fastest, for slow machines", engine_threads=1),
 }
 DEFAULT_PRESET = "smollm2"
 
@@ -57,7 +63,7 @@ def resolve(name: str, base: str = "", adapter: str | None = None) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
-    return Preset(name, base or preset.base, preset.adapter if adapter is None else adapter, preset.about)
+    return replace(preset, base=base or preset.base, adapter=preset.adapter if adapter is None else adapter)
 
 
 def smollm2_gguf() -> Path:

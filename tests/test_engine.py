@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -222,6 +223,19 @@ async def test_not_ready_until_warm_up_ends_and_requests_wait_for_it(tiny_model)
     finally:
         release.set()
         gen.stop()
+
+
+async def test_the_heap_alive_at_start_up_is_frozen_out_of_full_collections(tiny_model):
+    """A full collection of an engine's start-up heap stalls every stream (190 ms for SmolLM2)."""
+    gc.unfreeze()  # what an earlier engine or server of this test process froze
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2)
+    gen.start()
+    try:
+        assert await wait_until(lambda: gen.ready)
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gen.stop()
+    assert gc.get_freeze_count() == 0  # thawed with the engine
 
 
 async def test_a_long_new_prompt_does_not_stall_a_running_stream(tiny_model):
