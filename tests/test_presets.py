@@ -44,3 +44,18 @@ def test_corrupt_base_is_one_clear_line_and_nothing_starts(tmp_path):
 def test_unknown_model_name_exits_2_without_traceback():
     done = _serve("--model", "gpt5", "--port", "1")
     assert done.returncode == 2 and "unknown model 'gpt5'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_engine_threads_are_the_presets_unless_set(tiny_model):
+    import torch
+
+    from backend.app import load_generator
+
+    before = torch.get_num_threads()  # loading in-process sets this thread's count
+    try:
+        for model, setting, threads in (("smollm2", 0, 2), ("mini", 0, 1), ("mini", 3, 3)):
+            config = Config(model=model, base_model=str(tiny_model[0]), adapter=str(tiny_model[1]),
+                            engine_threads=setting, engine_process=False, max_batch=2)
+            assert load_generator(config).engine.model.threads == threads
+    finally:
+        torch.set_num_threads(before)
