@@ -111,9 +111,9 @@ class LeanLlama:
     def _rows(self, rows: int) -> None:
         """Set the calling thread's torch threads for a pass of ``rows`` rows.
 
-        A pass of several rows is arithmetic (SmolLM2: 2 ms a row), and ``threads`` share it (a
-        SmolLM2 engine alone, 2 threads: 460-480 tokens/s at 32 and 64 sessions against 260-270;
-        through the server on 2 cores, no better: docs/operations.md). One row is a read of the
+        A pass of several rows is arithmetic (SmolLM2: 2 ms a row), and ``threads`` share it
+        (SmolLM2 through the server on 2 cores, 32 sessions: 312-400 tokens/s with 2 threads
+        against 264-332; mini loses with 2 there: docs/operations.md). One row is a read of the
         weights, which one thread does as fast, without waiting at every op for the other
         (SmolLM2: 35 tokens/s with 1 thread, 27 with 2). A compiled graph is built for the
         thread count it first runs with (dynamo guards on it), and each pass keeps its own.
