@@ -46,6 +46,7 @@ class ModelChoice:
     adapter: str | None
     label: str  # what the output says was measured
     threads: int = 1  # torch threads of both servers: the preset's engine threads (model/presets.py)
+    prefill_chunk: int = 32  # the lean engine's: the preset's
 
 
 def preset_model(name: str) -> ModelChoice:
@@ -57,7 +58,7 @@ def preset_model(name: str) -> ModelChoice:
     adapter = preset.adapter if preset.adapter and (Path(preset.adapter) / "adapter_config.json").is_file() else None
     rel = lambda p: str(Path(p).relative_to(ROOT)) if Path(p).is_relative_to(ROOT) else p  # noqa: E731
     label = f"{name}: {rel(preset.base)}" + (f" + {rel(adapter)}" if adapter else " (no adapter: none trained yet)")
-    return ModelChoice(name, preset.base, adapter, label, preset.engine_threads)
+    return ModelChoice(name, preset.base, adapter, label, preset.engine_threads, preset.prefill_chunk)
 
 
 @contextlib.contextmanager

@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 entry["server"] = server.run(model.base, model.adapter, quick=args.quick, levels=levels,
                                              lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
-                                             + args.lean_option, threads=args.threads or model.threads)
+                                             + [f"--prefill-chunk={model.prefill_chunk}", *args.lean_option],
+                                             threads=args.threads or model.threads)
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     text = report(results)

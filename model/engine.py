@@ -5,11 +5,12 @@ text chunks fed through its own queue. The event loop never runs a tensor operat
 Reply (or cancelling the task that reads it) aborts its request and frees its batch slot before
 the next step.
 
-Prompts go in by chunks of ``prefill_chunk`` tokens, at most one chunk per step while other
-requests are decoding, so a long new prompt delays the running streams by one chunk's time
-per step instead of stalling them for its whole prefill. A prompt first copies the keys and
-values it shares with an earlier prompt and reply (:class:`PrefixCache`: the system message,
-and the conversation so far), so usually only the new message is prefilled.
+While other requests decode, a step runs at most one prefill pass, of at most ``prefill_chunk``
+positions or as many as there are requests in the engine if more, so a long new prompt delays
+the running streams by one chunk's time per step instead of stalling them for its whole prefill,
+and the prompts of many sessions still go in as fast as their replies come out. A prompt first
+copies the keys and values it shares with an earlier prompt and reply (:class:`PrefixCache`:
+the system message, and the conversation so far), so usually only the new message is prefilled.
 
 Slots ``0..max_batch-1`` of the model's KV cache decode; the rest belong to the prefix cache.
 """
@@ -72,7 +73,7 @@ class _Request:
 
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
-                 max_batch: int, prefill_chunk: int = 64, sentence_holdback: int = 16,
+                 max_batch: int, prefill_chunk: int = 32, sentence_holdback: int = 16,
                  warmup=None, prefix: list[int] = (), mailbox=None):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
@@ -222,11 +223,16 @@ class Engine:
 
     def _prefill(self) -> None:
         """Feed waiting prompts into free slots, several per pass (model/prefill_plan.py): all of
-        them when nothing is decoding, else ``prefill_chunk`` prompt tokens per step. Prompts being
-        filled sit in slots n, n+1, ... (n = requests decoding), so they join the dense decode
-        slots when done; only the queue's head may be left part-filled."""
-        budget = None if not self._active else self.prefill_chunk
-        while self._waiting and len(self._active) < self.max_batch and (budget is None or budget > 0):
+        them when nothing is decoding, else one pass per step (a second would pay a pass's fixed
+        cost again). The pass computes at most ``prefill_chunk`` positions, or one per request in
+        the engine if there are more. SmolLM2 at 32 sessions decodes a step in about 80 ms, and
+        a 21-token message adds about 50 ms to the step that prefills it: passes of two or three
+        took the gap p99 to 164-284 ms. At 64 sessions, passes held to one message let prompts
+        wait 4 s for a slot while the batch ran part empty (docs/benchmarks.md).
+        Prompts being filled sit in slots n, n+1, ... (n = requests decoding), so they join the
+        dense decode slots when done; only the queue's head may be left part-filled."""
+        budget = None if not self._active else max(self.prefill_chunk, len(self._active) + len(self._waiting))
+        while self._waiting and len(self._active) < self.max_batch:
             try:
                 self.model.check_fits(len(self._waiting[0].prompt))
             except ValueError as exc:
@@ -249,8 +255,6 @@ class Engine:
             by_step = len(done) == len(rows) and all(r.take == 1 for r in rows)
             logits = None if by_step else \
                 self.model.prefill_rows(first, [(r.req.prompt[r.start:r.start + r.take], r.start) for r in rows])
-            if budget is not None:
-                budget -= sum(r.take for r in rows)
             for slot, req in enumerate(done, start=first):
                 self._waiting.popleft()
                 self._active.append(req)
@@ -258,8 +262,8 @@ class Engine:
                 self._seen[slot, req.prompt] = True
             if done and logits is not None:
                 self._advance(first, logits[:len(done)])
-            if len(done) < len(rows):
-                return  # the head is part-filled: the budget is spent
+            if len(done) < len(rows) or (budget is not None and not by_step):
+                return  # the head is part-filled, or this step's one pass has run
 
     def _step(self) -> None:
         started = time.perf_counter()

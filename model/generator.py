@@ -120,7 +120,7 @@ def load_merged(base: str, adapter: str | None):
 
 
 def build_engine(base: str, adapter: str | None, max_batch: int = 16, threads: int = 1, context: int = 512,
-                 dtype: str = "auto", compile: bool = False, prefill_chunk: int = 64, sentence_holdback: int = 16,
+                 dtype: str = "auto", compile: bool = False, prefill_chunk: int = 32, sentence_holdback: int = 16,
                  prefix_cache: int = 32, mailbox=None) -> tuple[Engine, object, int]:
     """The engine on these weights (see :meth:`JoeyGenerator.load` for the options), its
     tokenizer, and the context it was sized for. ``mailbox``: where its events go (the Engine's)."""
@@ -152,11 +152,11 @@ class JoeyGenerator:
     @classmethod
     def load(cls, base: str, adapter: str | None, max_batch: int = 16, threads: int = 1,
              context: int = 512, dtype: str = "auto", compile: bool = False,
-             prefill_chunk: int = 64, sentence_holdback: int = 16, prefix_cache: int = 32,
+             prefill_chunk: int = 32, sentence_holdback: int = 16, prefix_cache: int = 32,
              process: bool = False) -> "JoeyGenerator":
         """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``:
         compiled decode and prefill passes, built during warm-up on the engine thread (ready says when);
-        ``prefill_chunk``: prompt tokens per step while others decode; ``sentence_holdback``:
+        ``prefill_chunk``: prompt positions a step may prefill while others decode (at least); ``sentence_holdback``:
         the last tokens before the limit stream whole sentences only (see StreamDecoder);
         ``prefix_cache``: extra KV-cache slots that keep finished conversations (PrefixCache);
         ``process``: the engine runs in a child process, which loads the weights when started
@@ -178,6 +178,7 @@ class JoeyGenerator:
         ``options`` go to :meth:`load`."""
         preset = PRESETS[name]
         ensure_base(preset)
+        options.setdefault("prefill_chunk", preset.prefill_chunk)
         return cls.load(preset.base, preset.adapter if with_adapter else None, **options)
 
     @property

@@ -85,7 +85,7 @@ class LeanLlama:
 
     def __init__(self, hf_model, max_slots: int, max_len: int, dtype: torch.dtype = torch.float32, threads: int = 1):
         cfg = hf_model.config
-        self.threads = threads  # for passes of several rows; one row runs on one (see _rows)
+        self.threads = threads  # for passes of several positions; one runs on one (see _threads_for)
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.group = self.n_heads // self.n_kv
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
@@ -108,17 +108,18 @@ class LeanLlama:
         self.step = self.decode_step  # model/compiled.py may put compiled versions of these two here
         self.prefill_step = self.prefill_pass
 
-    def _rows(self, rows: int) -> None:
-        """Set the calling thread's torch threads for a pass of ``rows`` rows.
+    def _threads_for(self, positions: int) -> None:
+        """Set the calling thread's torch threads for a pass computing ``positions`` positions
+        (a step's rows, or a prefill pass's rows times its width).
 
-        A pass of several rows is arithmetic (SmolLM2: 2 ms a row), and ``threads`` share it
-        (SmolLM2 through the server on 2 cores, 32 sessions: 312-400 tokens/s with 2 threads
-        against 264-332; mini loses with 2 there: docs/operations.md). One row is a read of the
+        Many positions are arithmetic (SmolLM2: 2 ms each), and ``threads`` share it (SmolLM2
+        through the server on 2 cores, 32 sessions: 312-400 tokens/s with 2 threads against
+        264-332; mini loses with 2 there: docs/operations.md). One position is a read of the
         weights, which one thread does as fast, without waiting at every op for the other
         (SmolLM2: 35 tokens/s with 1 thread, 27 with 2). A compiled graph is built for the
         thread count it first runs with (dynamo guards on it), and each pass keeps its own.
         """
-        wanted = 1 if rows == 1 else self.threads
+        wanted = 1 if positions == 1 else self.threads
         if torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
 
@@ -222,7 +223,7 @@ class LeanLlama:
         padded = torch.tensor([ids + [0] * (t - len(ids)) for ids, _ in rows])
         last = torch.tensor([len(ids) - 1 for ids, _ in rows])
         slots = torch.arange(first, first + len(rows))
-        self._rows(len(rows))
+        self._threads_for(len(rows) * t)
         return self.prefill_step(padded, positions, mask, last, slots, self.k_cache, self.v_cache)
 
     def prefill_pass(self, ids, positions, mask, last, slots, k_caches, v_caches):
@@ -241,7 +242,7 @@ class LeanLlama:
         n = tokens.shape[0]
         span = int(positions.max()) + 1
         mask = (torch.arange(span).unsqueeze(0) > positions.unsqueeze(1)).view(n, 1, 1, span)
-        self._rows(n)
+        self._threads_for(n)
         return self.step(tokens, positions, mask, self.k_cache, self.v_cache)
 
     def move_slot(self, src: int, dst: int, length: int) -> None:

@@ -39,13 +39,21 @@ class Preset:
     # (4-12 ms) lose more to waiting for a core that the event loop, busy with 3,000+ tokens/s,
     # also wants: 2,544-2,912 against 3,452-3,980.
     engine_threads: int = 1
+    # Prompt positions a step may prefill while replies decode, at least (Config.prefill_chunk 0
+    # means this; model/engine.py). A SmolLM2 position costs about 2 ms on 2 cores, and a 32-session
+    # step 80 ms: 32 keeps one message per step, for a gap p99 near 150 ms. mini, with a
+    # twenty-fifth of the parameters, takes a wave of messages in a step or two with 64: with 32
+    # its 8-session level fell to 1,258-1,269 tokens/s from 1,545-2,250 (docs/benchmarks.md).
+    prefill_chunk: int = 32
 
 
 PRESETS = {
     "smollm2": Preset("smollm2", str(SMOLLM2_DIR), str(ROOT / "weights/smollm2/joey-lora"),
-                      "SmolLM2-135M-Instruct + Joey LoRA: answers what you say (default)", engine_threads=2),
+                      "SmolLM2-135M-Instruct + Joey LoRA: answers what you say (default)", engine_threads=2,
+                      prefill_chunk=32),
     "mini": Preset("mini", str(ROOT / "weights/mini/base"), str(ROOT / "weights/mini/joey-lora"),
-                   "5.5M model trained here from scratch + Joey LoRA: fastest, for slow machines", engine_threads=1),
+                   "5.5M model trained here from scratch + Joey LoRA: fastest, for slow machines", engine_threads=1,
+                   prefill_chunk=64),
 }
 DEFAULT_PRESET = "smollm2"
 

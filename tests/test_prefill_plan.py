@@ -36,11 +36,20 @@ def test_short_prompts_share_one_pass_up_to_the_free_slots():
 
 def test_while_others_decode_a_pass_stays_within_the_budget_and_only_its_last_row_is_part_filled():
     waiting = [Req(prompt(20)), Req(prompt(30)), Req(prompt(30))]
-    rows = plan(waiting, free_slots=8, budget=32, fits=within(512), cache=PrefixCache([]))
-    assert takes(rows) == [(0, 20), (0, 12)]
-    waiting[0].prefilled, waiting[1].prefilled = 20, 12
+    rows = plan(waiting, free_slots=8, budget=48, fits=within(512), cache=PrefixCache([]))
+    assert takes(rows) == [(0, 20), (0, 24)]  # two rows of width 24: 48 positions
+    waiting[0].prefilled, waiting[1].prefilled = 20, 24
     waiting.pop(0)  # the first joined the decoding requests; the part-filled one is now the head
-    assert takes(plan(waiting, free_slots=8, budget=32, fits=within(512), cache=PrefixCache([]))) == [(12, 18), (0, 14)]
+    assert takes(plan(waiting, free_slots=8, budget=48, fits=within(512), cache=PrefixCache([]))) == [(24, 6), (0, 24)]
+
+
+def test_the_budget_counts_padding_so_a_sliver_of_a_prompt_never_widens_a_pass():
+    waiting = [Req(prompt(21)) for _ in range(4)]
+    # Counted in prompt tokens, the fourth would join with 1 token padded to 21: 84 positions.
+    assert takes(plan(waiting, free_slots=8, budget=64, fits=within(512), cache=PrefixCache([]))) == [(0, 21)] * 3
+    # A long head alone takes the whole budget.
+    assert takes(plan([Req(prompt(200))], free_slots=8, budget=64, fits=within(512), cache=PrefixCache([]))) == \
+        [(0, 64)]
 
 
 def test_a_long_prompt_does_not_join_short_ones_when_most_of_the_pass_would_be_padding():

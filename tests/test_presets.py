@@ -46,16 +46,17 @@ def test_unknown_model_name_exits_2_without_traceback():
     assert done.returncode == 2 and "unknown model 'gpt5'" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_engine_threads_are_the_presets_unless_set(tiny_model):
+def test_engine_threads_and_prefill_chunk_are_the_presets_unless_set(tiny_model):
     import torch
 
     from backend.app import load_generator
 
     before = torch.get_num_threads()  # loading in-process sets this thread's count
     try:
-        for model, setting, threads in (("smollm2", 0, 2), ("mini", 0, 1), ("mini", 3, 3)):
+        for model, setting, threads, chunk in (("smollm2", 0, 2, 32), ("mini", 0, 1, 64), ("mini", 3, 3, 16)):
             config = Config(model=model, base_model=str(tiny_model[0]), adapter=str(tiny_model[1]),
-                            engine_threads=setting, engine_process=False, max_batch=2)
-            assert load_generator(config).engine.model.threads == threads
+                            engine_threads=setting, prefill_chunk=setting and 16, engine_process=False, max_batch=2)
+            engine = load_generator(config).engine
+            assert (engine.model.threads, engine.prefill_chunk) == (threads, chunk)
     finally:
         torch.set_num_threads(before)
