@@ -33,7 +33,7 @@ class Preset:
     base: str  # local folder (or hub id) of the base model
     adapter: str  # local folder (or hub id) of the Joey LoRA; "" for none
     about: str  # one line for --help, /readyz and the model card
-    # Torch threads of the engine's passes of several rows (Config.engine_threads 0 means this).
+    # Torch threads of the engine's passes of several positions (Config.engine_threads 0 means this).
     # Measured through the server on 2 cores (docs/benchmarks.md): SmolLM2's batched steps (50-190
     # ms) share well, 32 sessions 312-400 tokens/s on 2 threads against 264-332 on 1; mini's
     # (4-12 ms) lose more to waiting for a core that the event loop, busy with 3,000+ tokens/s,
