@@ -47,7 +47,7 @@ class NaiveGenerator:
 
         from model.generator import load_merged
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(1)  # set up as the lean engine is (build_engine says why); _serve sets its own
         model, tokenizer = load_merged(base, adapter)
         return cls(model, tokenizer, min(context, model.config.max_position_embeddings), threads)
 

@@ -126,7 +126,15 @@ def build_engine(base: str, adapter: str | None, max_batch: int = 16, threads: i
     tokenizer, and the context it was sized for. ``mailbox``: where its events go (the Engine's)."""
     import torch
 
-    torch.set_num_threads(threads)
+    # Set up on one thread, and leave this thread so: it does not run the model (the engine
+    # thread sets its own count for each pass). A thread that starts an OpenMP team keeps its
+    # workers for the life of the process, and once libgomp manages more threads than there
+    # are cores, every team's threads sleep at barriers instead of spinning; a pass has
+    # hundreds. Set up on two threads, the engine thread's two were no faster than one:
+    # SmolLM2's compiled step of 8 rows took 38 ms against 22, 32 rows 64 against 50, a
+    # 21-token prefill pass 51 against 30. Set back to two after setting up, mini's one-row
+    # steps looked slower (docs/benchmarks.md, "The model set up on one thread").
+    torch.set_num_threads(1)
     model, tokenizer = load_merged(base, adapter)
     # The KV cache is sized from this: SmolLM2's own 8,192 at batch 64 would be 12 GB.
     context = min(context, model.config.max_position_embeddings)

@@ -112,11 +112,12 @@ class LeanLlama:
         """Set the calling thread's torch threads for a pass computing ``positions`` positions
         (a step's rows, or a prefill pass's rows times its width).
 
-        Many positions are arithmetic (SmolLM2: 2 ms each), and ``threads`` share it (SmolLM2
-        through the server on 2 cores, 32 sessions: 312-400 tokens/s with 2 threads against
-        264-332; mini loses with 2 there: docs/operations.md). One position is a read of the
-        weights, which one thread does as fast, without waiting at every op for the other
-        (SmolLM2: 35 tokens/s with 1 thread, 27 with 2). A compiled graph is built for the
+        Many positions are arithmetic, and ``threads`` share it (SmolLM2 through the server on 2
+        cores, 32 sessions: 312-400 tokens/s with 2 threads against 264-332; mini lost with 2 there:
+        docs/operations.md). One position is a read of the weights, which one thread did as fast,
+        without waiting at every op for the other (SmolLM2: 35 tokens/s with 1 thread, 27 with 2).
+        All measured before the model was set up on one thread (build_engine), which made two
+        threads share a pass far better; not measured again. A compiled graph is built for the
         thread count it first runs with (dynamo guards on it), and each pass keeps its own.
         """
         wanted = 1 if positions == 1 else self.threads

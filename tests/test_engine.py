@@ -238,6 +238,24 @@ async def test_the_heap_alive_at_start_up_is_frozen_out_of_full_collections(tiny
     assert gc.get_freeze_count() == 0  # thawed with the engine
 
 
+def test_the_engine_is_set_up_on_one_thread_which_it_leaves_so(tiny_model, monkeypatch):
+    """Set up with two threads, the engine thread's two were no faster than one (build_engine)."""
+    import torch
+
+    import model.generator as generator
+
+    seen = []
+    lean = generator.LeanLlama
+    monkeypatch.setattr(generator, "LeanLlama", lambda *a, **kw: seen.append(torch.get_num_threads()) or lean(*a, **kw))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        engine, _, _ = generator.build_engine(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, threads=2)
+        assert (seen, torch.get_num_threads(), engine.model.threads) == ([1], 1, 2)
+    finally:
+        torch.set_num_threads(before)
+
+
 async def test_a_long_new_prompt_does_not_stall_a_running_stream(tiny_model):
     gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, prefill_chunk=8)
     gen.start()

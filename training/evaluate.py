@@ -82,9 +82,12 @@ class Replier:
     """One loaded model answering many contexts at once through the serving engine."""
 
     def __init__(self, preset: str, with_adapter: bool, threads: int):
+        import torch
+
         from model.generator import JoeyGenerator
 
         self.gen = JoeyGenerator.from_preset(preset, with_adapter, max_batch=16, threads=threads)
+        torch.set_num_threads(threads)  # loading left this thread on one (build_engine); scoring runs here
         self.gen.start()
 
     def __call__(self, contexts: list[list[Turn]], params: GenerationParams) -> list[tuple[str, str]]:
