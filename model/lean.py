@@ -116,9 +116,12 @@ class LeanLlama:
         cores, 32 sessions: 312-400 tokens/s with 2 threads against 264-332; mini lost with 2 there:
         docs/operations.md). One position is a read of the weights, which one thread did as fast,
         without waiting at every op for the other (SmolLM2: 35 tokens/s with 1 thread, 27 with 2).
-        All measured before the model was set up on one thread (build_engine), which made two
-        threads share a pass far better; not measured again. A compiled graph is built for the
-        thread count it first runs with (dynamo guards on it), and each pass keeps its own.
+        Measured before the model was set up on one thread (build_engine), which made two threads
+        share a pass far better. Since then: mini through the server still does better with one (32
+        sessions 3,732 and 3,985 tokens/s against 3,296 and 3,460 with two); a compiled SmolLM2 row
+        alone takes 12.3-12.8 ms on two threads against 15.5-16.0 on one, but through the server
+        that is not measured, so a row stays on one. A compiled graph is built for the thread count
+        it first runs with (dynamo guards on it), and each pass keeps its own.
         """
         wanted = 1 if positions == 1 else self.threads
         if torch.get_num_threads() != wanted:
