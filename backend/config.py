@@ -27,7 +27,7 @@ class Config:
     base_model: str = opt("", "base model override: a local directory or a hub id ('' = the preset's)")
     adapter: str = opt("", "LoRA adapter override: a local directory or a hub id ('' = the preset's, 'none' = no adapter)")
     max_batch: int = opt(16, "requests decoded together in one engine step; each slot holds a KV cache of context_tokens: SmolLM2 22.5 KiB/token in bf16 (11.25 MiB/slot at 512), mini 4 KiB, fp32 doubles both")
-    engine_threads: int = opt(0, "torch threads of the engine's passes of several positions (a decode step of one row always runs on one); 0 = the preset's: 2 for smollm2, whose batched passes share well, 1 for mini, whose short ones wait on the core the event loop uses")
+    engine_threads: int = opt(0, "torch threads of the engine's passes (a compiled step of one row runs on one); 0 = the preset's: 2 for smollm2, whose batched passes share well, 1 for mini, whose short ones wait on the core the event loop uses")
     context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
     engine_dtype: str = opt("auto", "decode dtype: auto (time bf16 and fp32 at start-up, keep the faster), bf16 or fp32")
     engine_compile: bool = opt(False, "torch.compile the decode step and prefill pass during warm-up (a one-reply step: mini 5.7x faster, SmolLM2 2.2x), traced again at every start, its C++ cached on disk after the first: mini ready in about 105 s then 63 s, SmolLM2 in about 7 then 5.5 minutes (docs/operations.md)")

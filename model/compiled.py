@@ -181,7 +181,7 @@ def compile_passes(lean) -> None:
                  (slots, 0))
         return prefill(ids, positions, mask, last, slots, k_caches, v_caches)
 
-    lean.step, lean.prefill_step = compiled_step, compiled_prefill
+    lean.step, lean.prefill_step, lean.compiled = compiled_step, compiled_prefill, True
     # Freezing packs the graphs' own copy of the weights. The eager pre-packed copy would now
     # serve only one-token prefill chunks (rare), so it goes: 256 MiB for SmolLM2.
     lean.packed = None
@@ -200,5 +200,5 @@ def warm_up(lean, max_batch: int) -> float:
         for rows in sorted({1, min(2, max_batch), max_batch}):
             lean.decode(torch.zeros(rows, dtype=torch.long), torch.full((rows,), 3))
     seconds = time.perf_counter() - started
-    log.info("engine warm-up (%s) took %.1f s", "compiled" if lean.step != lean.decode_step else "eager", seconds)
+    log.info("engine warm-up (%s) took %.1f s", "compiled" if lean.compiled else "eager", seconds)
     return seconds

@@ -85,7 +85,7 @@ class LeanLlama:
 
     def __init__(self, hf_model, max_slots: int, max_len: int, dtype: torch.dtype = torch.float32, threads: int = 1):
         cfg = hf_model.config
-        self.threads = threads  # for passes of several positions; one runs on one (see _threads_for)
+        self.threads = threads  # torch threads of a pass, but for a compiled one-row step (_threads_for)
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.group = self.n_heads // self.n_kv
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
@@ -105,25 +105,24 @@ class LeanLlama:
         shape = (max_slots, self.n_kv, self.max_len, self.head_dim)
         self.k_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
         self.v_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
-        self.step = self.decode_step  # model/compiled.py may put compiled versions of these two here
+        self.compiled = False  # model/compiled.py may put compiled versions of these two here
+        self.step = self.decode_step
         self.prefill_step = self.prefill_pass
 
     def _threads_for(self, positions: int) -> None:
         """Set the calling thread's torch threads for a pass computing ``positions`` positions
         (a step's rows, or a prefill pass's rows times its width).
 
-        Many positions are arithmetic, and ``threads`` share it (SmolLM2 through the server on 2
-        cores, 32 sessions: 312-400 tokens/s with 2 threads against 264-332; mini lost with 2 there:
-        docs/operations.md). One position is a read of the weights, which one thread did as fast,
-        without waiting at every op for the other (SmolLM2: 35 tokens/s with 1 thread, 27 with 2).
-        Measured before the model was set up on one thread (build_engine), which made two threads
-        share a pass far better. Since then: mini through the server still does better with one (32
-        sessions 3,732 and 3,985 tokens/s against 3,296 and 3,460 with two); a compiled SmolLM2 row
-        alone takes 12.3-12.8 ms on two threads against 15.5-16.0 on one, but through the server
-        that is not measured, so a row stays on one. A compiled graph is built for the thread count
-        it first runs with (dynamo guards on it), and each pass keeps its own.
+        A compiled step of one row runs on one thread: max-autotune gave it inductor's own GEMM
+        kernels, which read the weights about as fast alone (SmolLM2 through the server, one
+        session, in alternating levels: 66-75 tokens/s on one thread, 62-77 on two, medians 73
+        and 66.5). Every other pass runs on ``threads``: many positions are arithmetic, and an
+        eager row goes through oneDNN, which two threads speed up (SmolLM2 through the server,
+        one session, eager: 37-38 tokens/s against 30). Measured with the model set up on one
+        thread (build_engine); before that, two threads shared no pass well. A compiled graph is
+        built for the thread count it first runs with (dynamo guards on it), and each keeps its own.
         """
-        wanted = 1 if positions == 1 else self.threads
+        wanted = 1 if positions == 1 and self.compiled else self.threads
         if torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
 

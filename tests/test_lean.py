@@ -119,17 +119,20 @@ def test_bf16_logits_and_greedy_tokens_stay_within_the_stated_tolerance(gqa_mode
             break
 
 
-def test_a_pass_of_one_row_runs_on_one_thread_and_a_pass_of_several_on_the_engines(tiny_model):
+def test_every_pass_runs_on_the_engines_threads_but_a_compiled_step_of_one_row(tiny_model):
     lean = LeanLlama(load_hf(tiny_model), max_slots=2, max_len=64, threads=2)
     before = torch.get_num_threads()
     seen = []
-    step = lean.step
-    lean.step = lambda *args: seen.append(torch.get_num_threads()) or step(*args)
+    for name in ("step", "prefill_step"):
+        run = getattr(lean, name)
+        setattr(lean, name, lambda *args, run=run: seen.append(torch.get_num_threads()) or run(*args))
+    torch.set_num_threads(1)
     try:
-        lean.prefill_rows(0, [([1, 5, 9], 0), ([1, 7], 0)])
-        lean.decode(torch.tensor([11]), torch.tensor([3]))
-        lean.decode(torch.tensor([11, 12]), torch.tensor([3, 2]))
-        lean.decode(torch.tensor([13]), torch.tensor([4]))
+        for compiled in (False, True):  # as model/compiled.py marks it; the eager passes stand in
+            lean.compiled = compiled
+            lean.prefill_rows(0, [([1, 5, 9], 0), ([1, 7], 0)])
+            lean.decode(torch.tensor([11]), torch.tensor([3]))
+            lean.decode(torch.tensor([11, 12]), torch.tensor([3, 2]))
     finally:
         torch.set_num_threads(before)
-    assert seen == [1, 2, 1]
+    assert seen == [2, 2, 2, 2, 1, 2]
