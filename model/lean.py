@@ -105,9 +105,8 @@ class LeanLlama:
         shape = (max_slots, self.n_kv, self.max_len, self.head_dim)
         self.k_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
         self.v_cache = [torch.zeros(shape, dtype=dtype) for _ in self.net.layers]
-        self.compiled = False  # model/compiled.py may put compiled versions of these two here
-        self.step = self.decode_step
-        self.prefill_step = self.prefill_pass
+        # model/compiled.py may put compiled versions of these two here, and set compiled.
+        self.step, self.prefill_step, self.compiled = self.decode_step, self.prefill_pass, False
 
     def _threads_for(self, positions: int) -> None:
         """Set the calling thread's torch threads for a pass computing ``positions`` positions
