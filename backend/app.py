@@ -58,7 +58,8 @@ def load_generator(config: Config) -> JoeyGenerator:
     return JoeyGenerator.load(files.base, files.adapter or None, max_batch=config.max_batch,
                               threads=config.engine_threads or files.engine_threads, context=config.context_tokens,
                               dtype=config.engine_dtype, compile=config.engine_compile,
-                              prefill_chunk=config.prefill_chunk or files.prefill_chunk, sentence_holdback=config.sentence_holdback,
+                              prefill_chunk=config.prefill_chunk or files.prefill_chunk,
+                              sentence_holdback=config.sentence_holdback,
                               prefix_cache=config.prefix_cache, process=config.engine_process)
 
 

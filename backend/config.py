@@ -32,7 +32,7 @@ class Config:
     engine_dtype: str = opt("auto", "decode dtype: auto (time bf16 and fp32 at start-up, keep the faster), bf16 or fp32")
     engine_compile: bool = opt(False, "torch.compile the decode step and prefill pass during warm-up (a one-reply step: mini 5.7x faster, SmolLM2 2x at its two threads), traced again at every start, its C++ cached on disk after the first: mini ready in about 105 s then 63 s, SmolLM2 in about 7 then 5.5 minutes (docs/operations.md)")
     engine_process: bool = opt(True, "run the engine in a child process of its own, so the event loop and the engine never wait for one GIL (mini at 64 sessions: 3,591 against 2,621 tokens/s, docs/benchmarks.md); false keeps it on a thread of the server process")
-    prefill_chunk: int = opt(0, "positions (prompt rows x the longest) one engine step may prefill while replies decode, or one per request in the engine if more, so a long prompt never stalls running replies; 0 = the preset's: 32 for smollm2 (about 2 ms a position on 2 cores), 64 for mini")
+    prefill_chunk: int = opt(0, "positions (prompt rows x the longest) one engine step may prefill while replies decode, or one per request in the engine if more, so a long prompt never stalls running replies; 0 = the preset's: 32 for smollm2, 64 for mini")
     prefix_cache: int = opt(32, "KV-cache slots that keep finished conversations, so a session's next message prefills only what is new; each costs what a max_batch slot does")
     sentence_holdback: int = opt(16, "the last tokens before max_new_tokens stream whole sentences only, so a reply cut by the limit ends at a sentence end (0 = off)")
     max_new_tokens: int = opt(_SAMPLING.max_new_tokens, "longest reply, in tokens")

@@ -7,6 +7,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.prefill_plan import PREFILL_CHUNK
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 
@@ -46,7 +48,7 @@ class ModelChoice:
     adapter: str | None
     label: str  # what the output says was measured
     threads: int = 1  # torch threads of both servers: the preset's engine threads (model/presets.py)
-    prefill_chunk: int = 32  # the lean engine's: the preset's
+    prefill_chunk: int = PREFILL_CHUNK  # the lean engine's: the preset's
 
 
 def preset_model(name: str) -> ModelChoice:

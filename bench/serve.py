@@ -22,6 +22,8 @@ if __package__ in (None, ""):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from model.prefill_plan import PREFILL_CHUNK
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=["lean", "naive"], required=True)
     parser.add_argument("--port", type=int, required=True)
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="lean engine: compiled decode step and prefill pass")
     parser.add_argument("--engine-process", action=argparse.BooleanOptionalAction, default=True,
                         help="lean engine: in a child process of its own (default), or on a thread of the server")
-    parser.add_argument("--prefill-chunk", type=int, default=32)
+    parser.add_argument("--prefill-chunk", type=int, default=PREFILL_CHUNK)
     parser.add_argument("--threads", type=int, default=1, help="torch threads: the naive generator's, or the lean engine's passes (a compiled one-row step runs on one)")
     parser.add_argument("--prefix-cache", type=int, default=64, help="lean engine: conversations kept (one per session)")
     args = parser.parse_args(argv)

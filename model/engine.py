@@ -36,7 +36,7 @@ from model.detokenize import StreamDecoder
 from model.lean import LeanLlama
 from model.metrics import EngineMetrics, EngineStats
 from model.prefix_cache import PrefixCache
-from model.prefill_plan import plan
+from model.prefill_plan import PREFILL_CHUNK, plan
 from model.reply import EngineError, FinishReason, Mailbox, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams, choose
 
@@ -73,7 +73,7 @@ class _Request:
 
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
-                 max_batch: int, prefill_chunk: int = 32, sentence_holdback: int = 16,
+                 max_batch: int, prefill_chunk: int = PREFILL_CHUNK, sentence_holdback: int = 16,
                  warmup=None, prefix: list[int] = (), mailbox=None):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
@@ -225,9 +225,9 @@ class Engine:
         """Feed waiting prompts into free slots, several per pass (model/prefill_plan.py): all of
         them when nothing is decoding, else one pass per step (a second would pay a pass's fixed
         cost again). The pass computes at most ``prefill_chunk`` positions, or one per request in
-        the engine if there are more. SmolLM2 at 32 sessions decodes a step in about 80 ms, and
-        a 21-token message adds about 50 ms to the step that prefills it: passes of two or three
-        took the gap p99 to 164-284 ms. At 64 sessions, passes held to one message let prompts
+        the engine if there are more. SmolLM2 at 32 sessions decoded a step in about 80 ms, and
+        a 21-token message added about 50 ms to the step that prefilled it (50 and 30 ms since
+        the model is set up on one thread): passes of two or three took the gap p99 to 164-284 ms. At 64 sessions, passes held to one message let prompts
         wait 4 s for a slot while the batch ran part empty (docs/benchmarks.md).
         Prompts being filled sit in slots n, n+1, ... (n = requests decoding), so they join the
         dense decode slots when done; only the queue's head may be left part-filled."""

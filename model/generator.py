@@ -18,6 +18,7 @@ from model.engine import Engine
 from model.engine_process import EngineProcess
 from model.lean import LeanLlama
 from model.metrics import EngineStats
+from model.prefill_plan import PREFILL_CHUNK
 from model.prefix_cache import common_length
 from model.presets import PRESETS, ensure_base
 from model.prompt import BOT_NAME, Turn, build_prompt, stop_text, stop_token_ids
@@ -120,7 +121,7 @@ def load_merged(base: str, adapter: str | None):
 
 
 def build_engine(base: str, adapter: str | None, max_batch: int = 16, threads: int = 1, context: int = 512,
-                 dtype: str = "auto", compile: bool = False, prefill_chunk: int = 32, sentence_holdback: int = 16,
+                 dtype: str = "auto", compile: bool = False, prefill_chunk: int = PREFILL_CHUNK, sentence_holdback: int = 16,
                  prefix_cache: int = 32, mailbox=None) -> tuple[Engine, object, int]:
     """The engine on these weights (see :meth:`JoeyGenerator.load` for the options), its
     tokenizer, and the context it was sized for. ``mailbox``: where its events go (the Engine's)."""
@@ -160,7 +161,7 @@ class JoeyGenerator:
     @classmethod
     def load(cls, base: str, adapter: str | None, max_batch: int = 16, threads: int = 1,
              context: int = 512, dtype: str = "auto", compile: bool = False,
-             prefill_chunk: int = 32, sentence_holdback: int = 16, prefix_cache: int = 32,
+             prefill_chunk: int = PREFILL_CHUNK, sentence_holdback: int = 16, prefix_cache: int = 32,
              process: bool = False) -> "JoeyGenerator":
         """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``:
         compiled decode and prefill passes, built during warm-up on the engine thread (ready says when);

@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+# Positions a pass may compute while replies decode, unless a preset sets its own (model/presets.py).
+PREFILL_CHUNK = 32
+
 
 @dataclass(frozen=True)
 class Row:

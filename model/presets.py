@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from model.prefill_plan import PREFILL_CHUNK
+
 log = logging.getLogger("joey.presets")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,24 +35,24 @@ class Preset:
     base: str  # local folder (or hub id) of the base model
     adapter: str  # local folder (or hub id) of the Joey LoRA; "" for none
     about: str  # one line for --help, /readyz and the model card
-    # Torch threads of the engine's passes of several positions (Config.engine_threads 0 means this).
-    # Measured through the server on 2 cores (docs/benchmarks.md): SmolLM2's batched steps (50-190
-    # ms) share well, 32 sessions 312-400 tokens/s on 2 threads against 264-332 on 1; mini's
-    # (4-12 ms) lose more to waiting for a core that the event loop, busy with 3,000+ tokens/s,
-    # also wants: 2,544-2,912 against 3,452-3,980.
+    # Torch threads of the engine's passes (Config.engine_threads 0 means this; a compiled one-row
+    # step runs on one: LeanLlama._threads_for). Measured through the server on 2 cores
+    # (docs/operations.md): SmolLM2's batched steps share well (393 and 350 tokens/s at 32 sessions
+    # on 2 threads); mini's (1-12 ms) lose to waiting for a core that the event loop, busy with
+    # 3,000+ tokens/s, also wants: 3,296-3,460 tokens/s at 32 sessions on 2 against 3,732-3,985.
     engine_threads: int = 1
     # Prompt positions a step may prefill while replies decode, at least (Config.prefill_chunk 0
-    # means this; model/engine.py). A SmolLM2 position costs about 2 ms on 2 cores, and a 32-session
-    # step 80 ms: 32 keeps one message per step, for a gap p99 near 150 ms. mini, with a
-    # twenty-fifth of the parameters, takes a wave of messages in a step or two with 64: with 32
-    # its 8-session level fell to 1,258-1,269 tokens/s from 1,545-2,250 (docs/benchmarks.md).
-    prefill_chunk: int = 32
+    # means this; model/engine.py). SmolLM2 keeps the default: at 32 sessions, one new message per
+    # step keeps up, and a step that decodes and prefills one takes about 80 ms (gap p99 99-112
+    # ms). mini, with a twenty-fifth of the parameters, takes a wave of messages in a step or two
+    # with 64: with 32 its 8-session level fell to 1,258-1,269 tokens/s from 1,545-2,250
+    # (docs/benchmarks.md).
+    prefill_chunk: int = PREFILL_CHUNK
 
 
 PRESETS = {
     "smollm2": Preset("smollm2", str(SMOLLM2_DIR), str(ROOT / "weights/smollm2/joey-lora"),
-                      "SmolLM2-135M-Instruct + Joey LoRA: answers what you say (default)", engine_threads=2,
-                      prefill_chunk=32),
+                      "SmolLM2-135M-Instruct + Joey LoRA: answers what you say (default)", engine_threads=2),
     "mini": Preset("mini", str(ROOT / "weights/mini/base"), str(ROOT / "weights/mini/joey-lora"),
                    "5.5M model trained here from scratch + Joey LoRA: fastest, for slow machines", engine_threads=1,
                    prefill_chunk=64),
