@@ -2,7 +2,8 @@
 
 * dtype ``auto`` times the model's largest projection in fp32 (MKL) and in bf16 (oneDNN,
   pre-packed) for one row and for a full batch, on this CPU, and keeps the faster. bf16 wins on
-  CPUs with AVX512-BF16 or AMX; on older ones fp32 does (bf16 is then emulated).
+  CPUs with AVX512-BF16 or AMX. Where oneDNN has no bf16 kernels at all (an AVX2-only CPU),
+  bf16 would be emulated and cannot even be packed, so ``auto`` takes fp32 without timing.
 * ``compile_passes`` wraps the decode step and the prefill pass in ``torch.compile`` with
   inductor *freezing*: the weights become constants, so inductor pre-packs them for oneDNN and
   fuses the norms, rotary embedding and SiLU around the matmuls, and a C++ wrapper makes the
@@ -28,6 +29,8 @@ import time
 
 import torch
 from torch import nn
+
+from model.lean import native_bf16
 
 log = logging.getLogger("joey.compiled")
 
@@ -61,11 +64,15 @@ def measure_dtypes(weight: torch.Tensor, batch: int) -> dict[str, float]:
 
 def choose_dtype(setting: str, hf_model, batch: int) -> torch.dtype:
     """``fp32``, ``bf16``, or ``auto``: the faster of the two on this CPU, by a timing taken now."""
+    if setting == "bf16" and not native_bf16():
+        log.warning("engine dtype bf16: this CPU has no native bf16 kernels, so bf16 is emulated "
+                    "and slow; fp32 (or auto) is faster here")
     if setting in DTYPES:
         return DTYPES[setting]
     if setting != "auto":
         raise ValueError(f"engine dtype {setting!r}: expected auto, bf16 or fp32")
-    if not torch.backends.mkldnn.is_available():
+    if not native_bf16():
+        log.info("engine dtype auto: this CPU has no native bf16 kernels (AVX512 or AMX): fp32")
         return torch.float32
     weight = hf_model.model.layers[0].mlp.gate_proj.weight.detach()
     times = measure_dtypes(weight, batch)
@@ -121,6 +128,12 @@ def _on_this_thread() -> None:
         # the compiled passes against eager logits.
         inductor.size_asserts = False
         inductor.cpp_wrapper = True  # the graph's calls made from C++, not Python: 0.84 against 0.90 ms
+        # The graph cache keys frozen weights by shape alone, and keeps with a graph the
+        # constants that freezing derived from them. Where those are plain tensors (bf16 on a
+        # CPU without bf16 kernels), a second model of one shape got the first one's weights
+        # (tests/test_compiled.py). Graphs holding oneDNN-packed weights were never cached, so
+        # the native paths lose nothing; the C++ libraries and autotuning stay cached on disk.
+        inductor.fx_graph_cache = False
         inductor.max_autotune_report_choices_stats = False  # autotuning's tables on stderr, unasked
         select_algorithm.PRINT_AUTOTUNE = False
 

@@ -21,6 +21,13 @@ import torch
 from torch import nn
 
 
+def native_bf16() -> bool:
+    """Whether oneDNN has bf16 kernels on this CPU (AVX512 BW/VL/DQ, AVX-NE-CONVERT or AMX).
+    Without them it cannot pre-pack bf16 weights at all, and a bf16 matmul is emulated: on an
+    AVX2-only laptop CPU, bf16 still runs, unpacked, and fp32 is the one to choose."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     # As HF does: the statistics in fp32 whatever the weights' dtype.
     h = x.float()
@@ -94,8 +101,9 @@ class LeanLlama:
         self.max_slots = max_slots
         self.net = _Net(hf_model, dtype)
         # oneDNN's pre-packed bf16 weights: about 2x plain bf16 matmul for one row on this CPU.
-        # None in fp32 (MKL is fine there). Compiled passes pack their own, and drop this one.
-        self.packed: dict | None = self._pack() if dtype == torch.bfloat16 else None
+        # None in fp32 (MKL is fine there), and where oneDNN has no bf16 kernels to pack for.
+        # Compiled passes pack their own, and drop this one.
+        self.packed: dict | None = self._pack() if dtype == torch.bfloat16 and native_bf16() else None
         rope = cfg.rope_parameters if getattr(cfg, "rope_parameters", None) else {}
         theta = rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))
         inv_freq = 1.0 / (theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
