@@ -29,7 +29,7 @@ class Config:
     max_batch: int = opt(16, "requests decoded together in one engine step; each slot holds a KV cache of context_tokens: SmolLM2 22.5 KiB/token in bf16 (11.25 MiB/slot at 512), mini 4 KiB, fp32 doubles both")
     engine_threads: int = opt(0, "torch threads of the engine's passes (a compiled step of one row runs on one); 0 = the preset's: 2 for smollm2, whose batched passes share well, 1 for mini, whose short ones wait on the core the event loop uses")
     context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
-    engine_dtype: str = opt("auto", "decode dtype: auto (time bf16 and fp32 at start-up, keep the faster), bf16 or fp32")
+    engine_dtype: str = opt("auto", "decode dtype: auto (fp32 on a CPU without bf16 kernels, such as AVX2-only; else time bf16 and fp32 at start-up and keep the faster), bf16 or fp32")
     engine_compile: bool = opt(False, "torch.compile the decode step and prefill pass during warm-up (a one-reply step: mini 5.7x faster, SmolLM2 2x at its two threads), traced again at every start, its C++ cached on disk after the first: mini ready in about 105 s then 63 s, SmolLM2 in about 7 then 5.5 minutes (docs/operations.md)")
     engine_process: bool = opt(True, "run the engine in a child process of its own, so the event loop and the engine never wait for one GIL (mini at 64 sessions: 3,591 against 2,621 tokens/s, docs/benchmarks.md); false keeps it on a thread of the server process")
     prefill_chunk: int = opt(0, "positions (prompt rows x the longest) one engine step may prefill while replies decode, or one per request in the engine if more, so a long prompt never stalls running replies; 0 = the preset's: 32 for smollm2, 64 for mini")

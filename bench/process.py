@@ -59,9 +59,11 @@ class ChildServer:
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         while self.readyz() is None:
             if self.proc.poll() is not None or time.monotonic() - started > self.start_timeout:
+                why = (f"exited with code {self.proc.returncode}" if self.proc.returncode is not None
+                       else f"was not ready within {self.start_timeout:g} s")
                 output = self.output()[-3000:]
                 self.__exit__()
-                raise RuntimeError(f"{' '.join(self.args[:4])} did not get ready:\n{output}")
+                raise RuntimeError(f"{' '.join(self.args[:4])} {why}:\n{output}")
             time.sleep(0.1)
         self.ready_after_s = time.monotonic() - started
         return self

@@ -78,6 +78,8 @@ def report(results: dict) -> str:
              f"{results['machine']['load_avg_start']:.1f} at start, {results['machine']['load_avg_end']:.1f} at end.\n"]
     for name, r in results["models"].items():
         parts.append(f"### {r['label']}\n")
+        if "failed" in r:
+            parts.append(f"Not measured: {r['failed']}\n")
         if "server" in r:
             s = r["server"]
             parts.append(f"{s['messages']} messages per session at most, {s['seconds_per_level']:.0f} s per level, "
@@ -99,6 +101,8 @@ def sane(results: dict) -> list[str]:
     """What makes a run unusable: errors, dropped sessions, no tokens, ratios that are not numbers."""
     problems = []
     for name, r in results["models"].items():
+        if "failed" in r:
+            problems.append(f"{name}: {r['failed']}")
         s = r.get("server")
         if not s:
             continue
@@ -131,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads of both servers, lean and naive "
                         "(default 0: the preset's engine threads, 2 for smollm2 and 1 for mini; the naive server "
                         "is as fast with 1 as with 2)")
+    parser.add_argument("--start-timeout", type=float, default=600,
+                        help="seconds a server may take to get ready (compiling SmolLM2's passes took 5 minutes on a "
+                        "Zen4 and over 10 on an AVX2-only Zen3); a model whose server does not is reported as not "
+                        "measured, and the run goes on with the next")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json and report.md")
     parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png", help="where the plot goes")
     args = parser.parse_args(argv)
@@ -153,10 +161,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.only == "engine":
                 entry["engine"] = engine.run(model.base, model.adapter, quick=args.quick)
             else:
-                entry["server"] = server.run(model.base, model.adapter, quick=args.quick, levels=levels,
-                                             lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
-                                             + [f"--prefill-chunk={model.prefill_chunk}", *args.lean_option],
-                                             threads=args.threads or model.threads)
+                try:
+                    entry["server"] = server.run(
+                        model.base, model.adapter, quick=args.quick, levels=levels,
+                        lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
+                        + [f"--prefill-chunk={model.prefill_chunk}", *args.lean_option],
+                        threads=args.threads or model.threads, start_timeout=args.start_timeout)
+                except RuntimeError as exc:  # a server that never got ready: the other model's levels still count
+                    entry["failed"] = str(exc).splitlines()[0]
+                    print(f"  not measured: {entry['failed']}", flush=True)
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     text = report(results)

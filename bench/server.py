@@ -67,7 +67,7 @@ def median_pair(pairs: list[tuple[dict, dict]]) -> tuple[dict, dict]:
 
 
 def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 64), lean_options: list[str] = (),
-        threads: int = 1, log=print) -> dict:
+        threads: int = 1, start_timeout: float = 600, log=print) -> dict:
     messages = 2 if quick else 4
     new_tokens = 8 if quick else 32
     seconds = 6.0 if quick else 25.0
@@ -81,8 +81,8 @@ def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 6
     both = ["--threads", str(threads)]
     # Both servers stay up, and each level runs on one then the other, so the two sides of a ratio
     # see the same minutes of the machine. The idle one waits on a socket and a queue.
-    with ServerProcess("lean", base, adapter, new_tokens, max(levels), [*both, *lean_options]) as lean, \
-            ServerProcess("naive", base, adapter, new_tokens, max(levels), both) as naive:
+    with ServerProcess("lean", base, adapter, new_tokens, max(levels), [*both, *lean_options], start_timeout) as lean, \
+            ServerProcess("naive", base, adapter, new_tokens, max(levels), both, start_timeout) as naive:
         result["lean_ready_s"], result["naive_ready_s"] = lean.ready_after_s, naive.ready_after_s
         for server in (lean, naive):
             asyncio.run(chat_level(server.url, 2, 1, seconds, grace))  # warm-up, not reported

@@ -38,6 +38,19 @@ def test_quick_benchmark_runs_through_both_servers_with_sane_numbers(tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 0
 
 
+def test_a_server_that_is_not_ready_in_time_is_reported_not_measured_and_fails_the_run(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--tiny", "--start-timeout", "0.5",
+         "--out", str(out), "--summary-plot", ""],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tiny = json.loads((out / "results.json").read_text())["models"]["tiny"]
+    assert "server" not in tiny and tiny["failed"].endswith("was not ready within 0.5 s:")
+    assert "Not measured:" in (out / "report.md").read_text() and "FAILED:\ntiny:" in proc.stdout
+
+
 def test_server_memory_counts_processes_started_from_any_thread(tmp_path):
     """The engine process's fork server is started from a worker thread: its whole tree counts."""
     from bench.common import process_tree
