@@ -227,8 +227,9 @@ class Engine:
         cost again). The pass computes at most ``prefill_chunk`` positions, or one per request in
         the engine if there are more. SmolLM2 at 32 sessions decoded a step in about 80 ms, and
         a 21-token message added about 50 ms to the step that prefilled it (50 and 30 ms since
-        the model is set up on one thread): passes of two or three took the gap p99 to 164-284 ms. At 64 sessions, passes held to one message let prompts
-        wait 4 s for a slot while the batch ran part empty (docs/benchmarks.md).
+        the model is set up on one thread): passes of two or three took the gap p99 to 164-284
+        ms. At 64 sessions, passes held to one message let prompts wait 4 s for a slot while the
+        batch ran part empty (docs/benchmarks.md).
         Prompts being filled sit in slots n, n+1, ... (n = requests decoding), so they join the
         dense decode slots when done; only the queue's head may be left part-filled."""
         budget = None if not self._active else max(self.prefill_chunk, len(self._active) + len(self._waiting))
