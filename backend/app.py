@@ -21,7 +21,7 @@ from backend.config import Config
 from backend.hub import Hub
 from backend.logs import use_json_logs
 from backend.metrics import CONTENT_TYPE, Metrics
-from backend.plugins import load_frontends
+from backend.plugins import load_frontends, load_routes
 from backend.shutdown import GracefulShutdown
 from backend.store import open_store
 from backend.websocket import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, serve_connection
@@ -55,12 +55,24 @@ class SecurityHeaders:
 
 def load_generator(config: Config) -> JoeyGenerator:
     files = config.model_files()
+    if config.engine_url:  # the engines elsewhere hold the weights; here only the tokenizer is read
+        from model.remote_pool import RemoteSettings, base_urls
+
+        settings = RemoteSettings(
+            model=config.engine_model, api_key=config.engine_api_key, connect_timeout_s=config.engine_connect_timeout_s,
+            first_token_timeout_s=config.engine_first_token_timeout_s, token_timeout_s=config.engine_token_timeout_s,
+            retries=config.engine_retries, retry_backoff_s=config.engine_retry_backoff_s,
+            health_interval_s=config.engine_health_interval_s)
+        return JoeyGenerator.remote(base_urls(config.engine_url), files.base, context=config.context_tokens,
+                                    sentence_holdback=config.sentence_holdback, character=config.character(),
+                                    settings=settings)
     return JoeyGenerator.load(files.base, files.adapter or None, max_batch=config.max_batch,
                               threads=config.engine_threads or files.engine_threads, context=config.context_tokens,
                               dtype=config.engine_dtype, compile=config.engine_compile,
                               prefill_chunk=config.prefill_chunk or files.prefill_chunk,
                               sentence_holdback=config.sentence_holdback,
-                              prefix_cache=config.prefix_cache, process=config.engine_process)
+                              prefix_cache=config.prefix_cache, character=config.character(),
+                              process=config.engine_process)
 
 
 def origin_allowed(websocket: WebSocket, config: Config) -> bool:
@@ -128,6 +140,7 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         frontends = load_frontends(config, hub)
         for frontend in frontends:
             await frontend.start()
+        app.state.frontends = {frontend.name: frontend for frontend in frontends}  # their HTTP routes answer now
         gc.collect()  # start-up's objects last as long as the server: out of full collections (model/engine.py)
         gc.freeze()
         try:
@@ -135,6 +148,7 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         finally:
             gc.unfreeze()
             shutdown.uninstall()
+            app.state.frontends = {}
             for frontend in reversed(frontends):
                 await frontend.stop()
             await hub.stop()
@@ -173,22 +187,27 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         ready = (gen is not None and gen.ready and hub is not None and not hub.stopping
                  and len(connections) < config.max_connections)
         files = config.model_files()
-        body = {"ready": ready, "model": files.name, "about": files.about, "base": files.base,
-                "adapter": files.adapter or None, "sessions": len(hub.sessions) if hub else 0,
-                "connections": len(connections)}
-        engine = getattr(gen, "engine", None)
-        if engine is not None:
-            body["engine"] = {"running": engine.running, "active": engine.active, "waiting": engine.waiting,
-                              "tokens_generated": engine.tokens_generated}
+        # Folder names only: a probe needs to know what is served, not where it lies on disk.
+        body = {"ready": ready, "model": files.name, "about": files.about, "base": Path(files.base).name,
+                "character": gen.bot_name if gen is not None else None,
+                "adapter": Path(files.adapter).name if files.adapter else None,
+                "sessions": len(hub.sessions) if hub else 0, "connections": len(connections)}
+        if gen is not None:
+            stats = gen.stats()
+            body["engine"] = {"ready": gen.ready, "active": stats.active_batch, "waiting": stats.queue_depth,
+                              "tokens_generated": stats.tokens_generated}
+            if not gen.ready and (why := getattr(getattr(gen, "engine", None), "reason", "")):
+                body["engine"]["reason"] = why  # a remote engine down: which one, and what it answered
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     routes = [WebSocketRoute("/ws", websocket_endpoint), Route("/healthz", healthz), Route("/readyz", readyz),
-              Route("/metrics", metrics_endpoint)]
+              Route("/metrics", metrics_endpoint), *load_routes(config)]
     if Path(config.web_root).is_dir():
         routes.append(Mount("/", StaticFiles(directory=config.web_root, html=True), name="web"))
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.frontends = {}
     app.add_middleware(SecurityHeaders)
     return app

@@ -11,7 +11,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from model.options import opt, parser_for
+from model.character import Character, default_character
+from model.options import opt, parse_bool, parser_for
 from model.presets import Preset, describe_presets, resolve
 from model.sampling import GenerationParams
 
@@ -28,13 +29,23 @@ class Config:
     adapter: str = opt("", "LoRA adapter override: a local directory or a hub id ('' = the preset's, 'none' = no adapter)")
     max_batch: int = opt(16, "requests decoded together in one engine step; each slot holds a KV cache of context_tokens: SmolLM2 22.5 KiB/token in bf16 (11.25 MiB/slot at 512), mini 4 KiB, fp32 doubles both")
     engine_threads: int = opt(0, "torch threads of the engine's passes (a compiled step of one row runs on one); 0 = the preset's: 2 for smollm2, whose batched passes share well, 1 for mini, whose short ones wait on the core the event loop uses")
-    context_tokens: int = opt(512, "prompt + reply token budget (capped by the model's context)")
+    context_tokens: int = opt(1024, "prompt + reply token budget (capped by the model's context); the system prompt with the character sheet takes about 430 of it, and the oldest turns go first")
+    character_card: str = opt("", "the character sheet file that opens every prompt ('' = characters/joey.md; docs/MODEL.md)")
     engine_dtype: str = opt("auto", "decode dtype: auto (fp32 on a CPU without bf16 kernels, such as AVX2-only; else time bf16 and fp32 at start-up and keep the faster), bf16 or fp32")
     engine_compile: bool = opt(False, "torch.compile the decode step and prefill pass during warm-up (a one-reply step: mini 5.7x faster, SmolLM2 2x at its two threads), traced again at every start, its C++ cached on disk after the first: mini ready in about 105 s then 63 s, SmolLM2 in about 7 then 5.5 minutes (docs/operations.md)")
     engine_process: bool = opt(True, "run the engine in a child process of its own, so the event loop and the engine never wait for one GIL (mini at 64 sessions: 3,591 against 2,621 tokens/s, docs/benchmarks.md); false keeps it on a thread of the server process")
     prefill_chunk: int = opt(0, "positions (prompt rows x the longest) one engine step may prefill while replies decode, or one per request in the engine if more, so a long prompt never stalls running replies; 0 = the preset's: 32 for smollm2, 64 for mini")
     prefix_cache: int = opt(32, "KV-cache slots that keep finished conversations, so a session's next message prefills only what is new; each costs what a max_batch slot does")
     sentence_holdback: int = opt(16, "the last tokens before max_new_tokens stream whole sentences only, so a reply cut by the limit ends at a sentence end (0 = off)")
+    engine_url: str = opt("", "engines serving the adapter: OpenAI base URLs, comma-separated, e.g. http://HOST:8000/v1 ('' = ours)")
+    engine_model: str = opt("joey", "the name the engines serve the Joey adapter under (vLLM: --lora-modules joey=DIR)")
+    engine_api_key: str = opt("", "key sent to the engines as a Bearer token (vLLM's --api-key); set it in the environment")
+    engine_connect_timeout_s: float = opt(5.0, "seconds to open a connection to an engine, or to get its /models")
+    engine_first_token_timeout_s: float = opt(60.0, "seconds from sending a request to its first token, its wait in the engine's queue included")
+    engine_token_timeout_s: float = opt(30.0, "longest silence between two streamed tokens of a reply before it fails")
+    engine_retries: int = opt(3, "tries again of a request whose engine is down or overloaded (429, 503), before its first token")
+    engine_retry_backoff_s: float = opt(0.5, "first wait before a retry (an engine's Retry-After wins); each next one doubles")
+    engine_health_interval_s: float = opt(2.0, "how often each engine's /models is polled, for /readyz and for routing")
     max_new_tokens: int = opt(_SAMPLING.max_new_tokens, "longest reply, in tokens")
     min_new_tokens: int = opt(_SAMPLING.min_new_tokens, "shortest reply, in tokens (end of turn is suppressed before it)")
     temperature: float = opt(_SAMPLING.temperature, "sampling temperature; 0 means greedy")
@@ -66,6 +77,12 @@ class Config:
     state_url: str = opt("", "redis://HOST:PORT/DB keeps sessions in Redis instead, shared by several replicas")
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
+    openai: bool = opt(False, "also serve the OpenAI-compatible chat API at /v1 (same as --frontends openai; docs/openai.md)")
+    openai_keys: str = opt("", "comma-separated keys the /v1 API requires (Authorization: Bearer KEY); set them in the environment, where ps cannot see them; '' = no keys, and /v1 answers loopback clients only")
+    openai_max_body_bytes: int = opt(1048576, "largest /v1 request body, in bytes (413 beyond); a client sends the whole conversation every time, and only its newest turns fit context_tokens")
+    openai_max_messages: int = opt(1000, "most messages in one /v1 request (413 beyond); only the newest that fit context_tokens reach the model")
+    openai_max_message_chars: int = opt(8000, "longest earlier message or system note in a /v1 request (413 beyond): room for a client's scenario prompt; the last user message keeps max_message_chars")
+    openai_rate_limit_messages: int = opt(60, "/v1 requests per key (per client address without keys) per rate_limit_window_s (429 beyond); a key often serves several people")
     shutdown_grace_s: float = opt(5.0, "on SIGTERM, time to tell clients and end replies before the sockets close")
     log_level: str = opt("info", "debug, info, warning or error")
     log_format: str = opt("text", "'text' or 'json' (one JSON object per line, with session ids, no secrets)")
@@ -75,17 +92,27 @@ class Config:
         return resolve(self.model, self.base_model, None if self.adapter == "" else
                        ("" if self.adapter == "none" else self.adapter))
 
+    def character(self) -> Character:
+        """The character whose sheet opens every prompt (raises CardError for a bad file)."""
+        return Character.load(self.character_card) if self.character_card else default_character()
+
     def origins(self) -> set[str]:
         return set(_names(self.allowed_origins))
 
     def frontend_names(self) -> list[str]:
-        return _names(self.frontends)
+        names = _names(self.frontends)
+        return [*names, "openai"] if self.openai and "openai" not in names else names
+
+    def openai_key_list(self) -> list[str]:
+        return _names(self.openai_keys)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for f in dataclasses.fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            parser.add_argument(flag, type=parser_for(f), default=None,
+            # A boolean flag alone means true (`--openai`); `--openai false` still reads its value.
+            alone = {"nargs": "?", "const": True} if parser_for(f) is parse_bool else {}
+            parser.add_argument(flag, type=parser_for(f), default=None, **alone,
                                 help=f"{f.metadata['help']} (env JOEY_{f.name.upper()}, default {f.default!r})")
 
     @classmethod

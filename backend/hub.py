@@ -2,7 +2,9 @@
 
 It knows no transport. A frontend opens or resumes a :class:`Session`, attaches an
 ``asyncio.Queue`` to receive server frames (plain dicts from backend.protocol), and calls
-:meth:`Hub.send`, :meth:`Hub.regenerate`, :meth:`Hub.cancel` and :meth:`Hub.reset`.
+:meth:`Hub.send`, :meth:`Hub.regenerate`, :meth:`Hub.cancel` and :meth:`Hub.reset`. A stateless
+frontend (the OpenAI-compatible API) opens a session per request with the conversation so far,
+never kept (``kept=False``), and :meth:`Hub.close` forgets it when the request ends.
 
 Rules (docs/protocol.md):
 - One message at a time: a message that arrives while Joey is answering gets a ``busy`` error,
@@ -19,9 +21,11 @@ Rules (docs/protocol.md):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import time
+from collections.abc import Iterable
 
 from backend import expiry, replicas
 from backend import protocol as p
@@ -79,7 +83,10 @@ class Hub:
         self.sessions.clear()
 
     # --- sessions -----------------------------------------------------------------------------
-    def open(self, name: str | None = None, client: str | None = None) -> Session:
+    def open(self, name: str | None = None, client: str | None = None, history: Iterable[dict] = (),
+             kept: bool = True) -> Session:
+        """A new session, its history starting with ``history`` (turns as in ``Session.history``).
+        ``kept=False``: a stateless frontend's, never written to the store nor relayed."""
         self._refuse_if_stopping()
         of_client = self._sessions_of(client)
         if of_client >= self.config.max_sessions_per_client or len(self.sessions) >= self.config.max_sessions:
@@ -87,6 +94,8 @@ class Hub:
             of_client = self._sessions_of(client)
         self.admission.check_sessions(len(self.sessions), of_client)
         session = Session(name or DEFAULT_USER_NAME, self.config.max_history_turns, client)
+        session.history.extend(history)
+        session.kept = kept
         self.sessions[session.id] = session
         self.metrics.sessions.set(len(self.sessions))
         return session  # saved once something is said: an abandoned open costs no disk
@@ -95,6 +104,16 @@ class Hub:
         if client is None:  # in-process frontends (Telegram) speak for many people
             return 0
         return sum(1 for s in self.sessions.values() if s.client == client)
+
+    def close(self, session: Session) -> None:
+        """Forget ``session`` now, as a stateless frontend does when its request ends: a reply in
+        flight is cancelled (its engine slot is free before the next step) and ends unseen."""
+        self.cancel(session)
+        session.outbox = None
+        session.closed = True
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+            self.metrics.sessions.set(len(self.sessions))
 
     def resume(self, session_id: str, token: str) -> Session:
         self._refuse_if_stopping()
@@ -151,19 +170,23 @@ class Hub:
                                in_flight, limits)
 
     # --- conversation -------------------------------------------------------------------------
-    def send(self, session: Session, message_id: str, text: str, name: str | None = None) -> None:
-        """Start answering ``text`` (said by ``name``, else the session's user). Raises
-        ProtocolError (busy, rate_limited, server_busy) without side effects."""
+    def send(self, session: Session, message_id: str, text: str, name: str | None = None,
+             params: GenerationParams | None = None) -> None:
+        """Start answering ``text`` (said by ``name``, else the session's user), sampled with
+        ``params`` (else the server's; a longer reply than the server's max_new_tokens is never
+        made). Raises ProtocolError (busy, rate_limited, server_busy, invalid_field) without side
+        effects."""
         session.touch()
         if session.answering and session.reply.message_id == message_id:
             return  # still in flight: its frames are on their way
         if message_id in session.answered:  # answered before: repeat the result, do not generate again
             session.deliver({**session.answered[message_id], "duplicate": True})
             return
+        params = self._capped(params, message_id)
         self._admit(session, message_id)
         turn = {"role": "user", "text": text, "message_id": message_id}
         session.history.append({**turn, "name": name} if name else turn)
-        self._start(session, Reply(message_id))
+        self._start(session, Reply(message_id), params)
 
     def regenerate(self, session: Session, message_id: str | None = None) -> None:
         """Answer the last user message again; the new reply replaces Joey's previous one."""
@@ -205,7 +228,19 @@ class Hub:
         self.admission.check_capacity(len(self.replies), message_id)
         self.admission.check_rate(session, message_id, self.relay)
 
-    def _start(self, session: Session, reply: Reply) -> None:
+    def _capped(self, params: GenerationParams | None, message_id: str) -> GenerationParams:
+        if params is None:
+            return self.params
+        # The context was checked at start-up against the server's max_new_tokens: no request goes past it.
+        longest = min(params.max_new_tokens, self.params.max_new_tokens)
+        params = dataclasses.replace(params, max_new_tokens=longest, min_new_tokens=min(params.min_new_tokens, longest))
+        try:
+            params.validate()
+        except ValueError as exc:
+            raise p.ProtocolError(p.ErrorCode.INVALID_FIELD, str(exc), message_id) from None
+        return params
+
+    def _start(self, session: Session, reply: Reply, params: GenerationParams | None = None) -> None:
         session.reply = reply
         self.replies.add(reply)
         start = p.reply_start(session.next_seq(), reply.message_id)
@@ -213,14 +248,14 @@ class Hub:
             self._save(session)  # followers on other replicas read the user's turn from the store
         self._publish(session, {**start, "regenerate": True} if reply.regenerate else start)
         self.metrics.reply_started(len(self.replies), self.admission.queued(len(self.replies)))
-        reply.task = asyncio.get_running_loop().create_task(self._generate(session, reply))
+        reply.task = asyncio.get_running_loop().create_task(self._generate(session, reply, params or self.params))
         # A task cancelled before it first runs never executes its body: the callback ends it.
         reply.task.add_done_callback(lambda _: self._finish(session, reply, ReplyState.CANCELLED, "cancelled"))
 
-    async def _generate(self, session: Session, reply: Reply) -> None:
+    async def _generate(self, session: Session, reply: Reply, params: GenerationParams) -> None:
         stream, outcome, finish = None, ReplyState.FAILED, "error"
         try:
-            stream = self.generator.stream(session.turns(), self.params)
+            stream = self.generator.stream(session.turns(self.generator.bot_name), params)
             async for text in stream:
                 if reply.state is ReplyState.PENDING:
                     reply.move(ReplyState.PENDING, ReplyState.STREAMING)
@@ -256,7 +291,7 @@ class Hub:
         self.admission.reply_ended(time.monotonic() - reply.started)
         self.metrics.reply_ended(finish, tokens, len(self.replies))
         self._save(session)
-        if self.relay is not None:  # after the save: a follower reads the finished session
+        if self.relay is not None and session.kept:  # after the save: a follower reads the finished session
             replicas.publish(self, session, end)
         session.deliver(end)
 
@@ -286,12 +321,12 @@ class Hub:
     def _publish(self, session: Session, frame: dict) -> None:
         if frame["type"] in ("reply_start", "chunk") and session.reply is not None:
             session.reply.frames.append(frame)
-            if self.relay is not None:
+            if self.relay is not None and session.kept:  # an unkept session has no follower
                 replicas.publish(self, session, frame)
         session.deliver(frame)
 
     def _save(self, session: Session) -> None:
-        if self.store is None or not session.used:
+        if self.store is None or not session.used or not session.kept:
             return
         try:
             self.store.save(session)

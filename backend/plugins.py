@@ -4,6 +4,11 @@ A frontend is a class with a ``name``, a ``from_config(config, hub)`` constructo
 ``start()``/``stop()``. It registers in pyproject.toml under ``[project.entry-points."joey_chat.frontends"]``
 and runs in-process with ``joey serve --frontends NAME``. docs/frontends.md shows how to add one.
 
+A frontend may also serve HTTP (the OpenAI-compatible API does): a classmethod ``routes(config)``
+returning Starlette routes, which the app mounts when it is created, before any frontend starts.
+Their handlers find the running frontend in ``request.app.state.frontends[name]`` (absent before
+start and after stop), and the hub through it.
+
 The ``joey`` sub-commands register the same way, under ``joey_chat.commands`` (backend/cli.py).
 """
 
@@ -42,6 +47,17 @@ def load_frontends(config: Config, hub) -> list[Frontend]:
     if unknown := _unknown(wanted, found):
         raise ValueError("; ".join(unknown))
     return [found[name].load().from_config(config, hub) for name in wanted]
+
+
+def load_routes(config: Config) -> list:
+    """The HTTP routes of the wanted frontends that serve some (unknown names are for
+    load_frontends and preflight to report)."""
+    found, routes = available(), []
+    for name in config.frontend_names():
+        make = getattr(found[name].load(), "routes", None) if name in found else None
+        if make is not None:
+            routes.extend(make(config))
+    return routes
 
 
 def preflight(config: Config) -> list[str]:

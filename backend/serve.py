@@ -38,12 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from backend.app import create_app
     from backend.plugins import preflight
     from backend.ws_protocol import uvicorn_options
-    from model.generator import missing_model
+    from model.loading import missing_model
     from model.presets import BaseModelMissing, ensure_base
 
     try:
         config = Config.from_sources(args)
         files = config.model_files()
+        config.character()  # a missing or malformed card stops the start here (CardError)
         ensure_base(files)
     except (ValueError, BaseModelMissing) as exc:
         print(f"joey serve: {exc}", file=sys.stderr)

@@ -72,6 +72,7 @@ class Session:
         self.user_name = user_name
         self.client = client  # the address that opened it, for the per-client bound (None: in-process)
         self.closed = False
+        self.kept = True  # False: a stateless frontend's session, for one request; never stored or relayed
         self.history: deque[dict] = deque(maxlen=max_history)
         self.seq = 0
         self.last_active = time.monotonic()
@@ -118,8 +119,9 @@ class Session:
         if self.outbox is not None:
             self.outbox.put_nowait(frame)
 
-    def turns(self) -> list[Turn]:
-        return [Turn((h.get("name") or self.user_name) if h["role"] == "user" else BOT_NAME, h["text"])
+    def turns(self, bot_name: str = BOT_NAME) -> list[Turn]:
+        """The history as prompt turns; the bot's lines are spoken by ``bot_name`` (the character's)."""
+        return [Turn((h.get("name") or self.user_name) if h["role"] == "user" else bot_name, h["text"])
                 for h in self.history]
 
     def last_user_index(self) -> int | None:

@@ -52,12 +52,14 @@ async def _chatter(url: str, index: int, messages: int, deadline: float, records
         await client.close()
 
 
-async def chat_level(url: str, sessions: int, messages: int, seconds: float, grace: float = 60.0) -> dict:
-    """Run one level; returns its figures (latencies in ms)."""
+async def chat_level(url: str, sessions: int, messages: int, seconds: float, grace: float = 60.0,
+                     chatter=_chatter) -> dict:
+    """Run one level; returns its figures (latencies in ms). ``chatter``: one session's loop, with
+    ``_chatter``'s arguments (bench/peer.py speaks the OpenAI API with it)."""
     records, problems = [], []
     t0 = time.perf_counter()
     deadline = t0 + seconds
-    tasks = [asyncio.create_task(_chatter(url, i, messages, deadline, records, problems)) for i in range(sessions)]
+    tasks = [asyncio.create_task(chatter(url, i, messages, deadline, records, problems)) for i in range(sessions)]
     _, late = await asyncio.wait(tasks, timeout=seconds + grace)
     for task in late:  # closing the session cancels its reply on the server
         task.cancel()

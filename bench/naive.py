@@ -13,6 +13,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+from model.character import default_character
 from model.prompt import Turn, build_prompt, stop_token_ids
 from model.reply import FinishReason, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams
@@ -37,6 +38,7 @@ class _Job:
 class NaiveGenerator:
     def __init__(self, model, tokenizer, context: int, threads: int = 1):
         self.model, self.tokenizer, self.context, self.threads = model, tokenizer, context, threads
+        self.bot_name = default_character().name
         self._stop_ids = sorted(stop_token_ids(tokenizer))
         self._jobs: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -45,7 +47,7 @@ class NaiveGenerator:
     def load(cls, base: str, adapter: str | None, context: int = 512, threads: int = 1) -> "NaiveGenerator":
         import torch
 
-        from model.generator import load_merged
+        from model.loading import load_merged
 
         torch.set_num_threads(1)  # set up as the lean engine is (build_engine says why); _serve sets its own
         model, tokenizer = load_merged(base, adapter)

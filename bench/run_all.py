@@ -4,11 +4,13 @@
     .venv/bin/python bench/run_all.py --compile ''     # the same with eager lean servers (compiled by default)
     .venv/bin/python bench/run_all.py --quick --tiny   # a tiny random model, small counts: the smoke test
     .venv/bin/python bench/run_all.py --only engine    # offline: the engine vs HF generate(), no server
+    .venv/bin/python bench/run_all.py --preset smollm2 --peer ''   # without the vLLM peer
 
 For each model: the lean server and the naive one (HF generate + TextIteratorStreamer, one
 request at a time) answer the same sessions (bench/server.py). Prints markdown tables, writes
 bench/out/results.json, bench/out/report.md and the plot (docs/bench.png by default). Read the
-ratios: both sides ran on the same machine in the same minutes.
+ratios: both sides ran on the same machine in the same minutes. For SmolLM2, vLLM for CPUs with the
+same adapter is measured too, under the same workload (bench/peer.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repo root, not bench/
 
-from bench import engine, server, storm  # noqa: E402
+from bench import engine, peer, server, storm  # noqa: E402
 from bench.common import OUT, ROOT, ModelChoice, preset_model, pyplot, tiny_model  # noqa: E402
 
 # Issue 10's targets, as (what, N, key, kind, mini, smollm2): kind "ratio" is lean / naive
@@ -92,6 +94,14 @@ def report(results: dict) -> str:
             parts.append(storm.storm_table(s) + "\n")
         if "engine" in r:
             parts.append(engine.table(r["engine"]) + "\n")
+        if "peer_failed" in r:
+            parts.append(f"vLLM peer not measured: {r['peer_failed']}\n")
+        if "peer" in r:
+            p = r["peer"]
+            parts.append(f"#### Against vLLM for CPUs (the same adapter), behind their own fronts\n\n{p['messages']} "
+                         f"messages per session at most, {p['seconds_per_level']:.0f} s per level, {p['new_tokens']}-token "
+                         f"greedy replies; vLLM ready after {p['vllm_ready_s']:.0f} s.\n")
+            parts.append(peer.table(p) + "\n")
     if any("server" in r for r in results["models"].values()):
         parts.append("### Targets (issue 10)\n\n" + targets_table(results) + "\n")
     return "\n".join(parts)
@@ -115,6 +125,9 @@ def sane(results: dict) -> list[str]:
                      for row in s["lean"] if not math.isfinite(row["tok_s_ratio"])]
         if not s["storm"]["server_ready_after"]:
             problems.append(f"{name}: the server died in the storm")
+        for kind in peer.KINDS:
+            problems += [f"{name} peer {kind} {row['sessions']} sessions: errors {row['errors']}, dropped {row['dropped']}"
+                         for row in r.get("peer", {}).get(kind, []) if row["errors"] or row["dropped"]]
     return problems
 
 
@@ -139,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a server may take to get ready (compiling SmolLM2's passes took 5 minutes on a "
                         "Zen4 and over 10 on an AVX2-only Zen3); a model whose server does not is reported as not "
                         "measured, and the run goes on with the next")
+    parser.add_argument("--peer", default="vllm", choices=["vllm", ""], help="the peer engine measured beside the "
+                        "smollm2 preset under the same workload: vLLM for CPUs (scripts/setup_vllm.sh); '' = none")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json and report.md")
     parser.add_argument("--summary-plot", type=Path, default=ROOT / "docs" / "bench.png", help="where the plot goes")
     args = parser.parse_args(argv)
@@ -170,6 +185,16 @@ def main(argv: list[str] | None = None) -> int:
                 except RuntimeError as exc:  # a server that never got ready: the other model's levels still count
                     entry["failed"] = str(exc).splitlines()[0]
                     print(f"  not measured: {entry['failed']}", flush=True)
+                if args.peer == "vllm" and model.name == "smollm2":  # vLLM serves the SmolLM2 adapter as "joey"
+                    try:
+                        entry["peer"] = peer.run(
+                            model.base, model.adapter, quick=args.quick, levels=levels,
+                            lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
+                            + [f"--prefill-chunk={model.prefill_chunk}", *args.lean_option],
+                            threads=args.threads or model.threads, start_timeout=args.start_timeout)
+                    except RuntimeError as exc:  # VllmFailed too: not measured, and the run goes on
+                        entry["peer_failed"] = str(exc).splitlines()[0]
+                        print(f"  vLLM peer not measured: {entry['peer_failed']}", flush=True)
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     text = report(results)

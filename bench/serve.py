@@ -3,6 +3,7 @@ serve`` runs it) in front of either generator:
 
     python bench/serve.py --kind lean  --port 8100 --base DIR [--adapter DIR] [engine options]
     python bench/serve.py --kind naive --port 8101 --base DIR [--adapter DIR]
+    python bench/serve.py --kind remote --port 8102 --base DIR --engine-url http://127.0.0.1:8000/v1
 
 Greedy, every reply forced to ``--new-tokens`` tokens (min = max), a rate limit that does not
 interfere, no session store, and a reply whose session closed is aborted after 0.5 s (not 30),
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.prefill_plan import PREFILL_CHUNK
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["lean", "naive"], required=True)
+    parser.add_argument("--kind", choices=["lean", "naive", "remote"], required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--base", required=True)
     parser.add_argument("--adapter", default="")
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefill-chunk", type=int, default=PREFILL_CHUNK)
     parser.add_argument("--threads", type=int, default=1, help="torch threads: the naive generator's, or the lean engine's passes (a compiled one-row step runs on one)")
     parser.add_argument("--prefix-cache", type=int, default=64, help="lean engine: conversations kept (one per session)")
+    parser.add_argument("--engine-url", default="", help="remote: the engines' OpenAI base URLs, comma-separated")
+    parser.add_argument("--engine-model", default="joey", help="remote: the name the engines serve the adapter under")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -61,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
                                        context=config.context_tokens, dtype=args.dtype, compile=args.compile,
                                        prefill_chunk=args.prefill_chunk, sentence_holdback=0,
                                        prefix_cache=args.prefix_cache, process=args.engine_process)
+    elif args.kind == "remote":  # the hub streaming from vLLM: only the tokenizer is loaded here
+        from model.generator import JoeyGenerator
+        from model.remote_pool import RemoteSettings, base_urls
+
+        generator = JoeyGenerator.remote(base_urls(args.engine_url), args.base, context=config.context_tokens,
+                                         sentence_holdback=0, settings=RemoteSettings(model=args.engine_model))
     else:
         from bench.naive import NaiveGenerator
 

@@ -20,6 +20,9 @@ LINES = [
     ("Joey", "Joey doesn't share food! 🍕"),
 ]
 
+# The ChatML shape's 256 positions hold no real sheet: its prompts open with this one line.
+TINY_CHARACTER_CARD = "---\nname: Joey\nsystem: You are Joey.\n---\n"
+
 SHAPES = {
     "scene": dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128),
     "chatml": dict(hidden_size=72, num_attention_heads=9, num_key_value_heads=3, head_dim=8,
@@ -32,6 +35,7 @@ def build_tiny_model(root: Path, seed: int = 0, shape: str = "scene") -> tuple[P
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from model.character import Character
     from model.prompt import IM_END, IM_START, Turn, scene_ids
     from training.tokenizer import save_tokenizer, train_tokenizer
 
@@ -48,7 +52,7 @@ def build_tiny_model(root: Path, seed: int = 0, shape: str = "scene") -> tuple[P
     )
     model = LlamaForCausalLM(config)
     # A few steps on the corpus so greedy output is text-like rather than one repeated token.
-    ids = torch.tensor([scene_ids(tok, [Turn(s, t) for s, t in LINES])])
+    ids = torch.tensor([scene_ids(tok, [Turn(s, t) for s, t in LINES], Character.parse(TINY_CHARACTER_CARD))])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(30):
         model(input_ids=ids, labels=ids).loss.backward()

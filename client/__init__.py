@@ -6,10 +6,12 @@
         end = await joey.ask("How you doin'?", on_chunk=lambda text: print(text, end=""))
 
 Inside the server process the same client runs over ``backend.local_transport.LocalTransport``,
-so the Telegram adapter behaves the same whether the server is here or elsewhere.
+so the Telegram adapter behaves the same whether the server is here or elsewhere. ``backoff_s``
+is the one retry policy; the Telegram adapter waits by it too.
 """
 
+from client.backoff import backoff_s
 from client.client import ClientError, JoeyClient
 from client.transport import ConnectionLost, Transport, WebSocketTransport
 
-__all__ = ["ClientError", "ConnectionLost", "JoeyClient", "Transport", "WebSocketTransport"]
+__all__ = ["ClientError", "ConnectionLost", "JoeyClient", "Transport", "WebSocketTransport", "backoff_s"]

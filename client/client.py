@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from typing import Callable
 
+from client.backoff import backoff_s
 from client.transport import ConnectionLost, Transport
 
 log = logging.getLogger("joey.client")
+
+RECONNECT_BASE_S = 0.4  # the first wait before reconnecting; then backoff_s doubles it up to max_backoff_s
 
 
 class ClientError(Exception):
@@ -38,6 +40,7 @@ class JoeyClient:
         self.last_seq = 0
         self.history: list[dict] = []
         self.session_lost = False  # True when a resume was refused and a new session opened
+        self.limits: dict = {}  # the server's limits (docs/protocol.md), from its latest session frame
         self.on_session: Callable[[dict], None] | None = None  # called on every session frame
 
     async def __aenter__(self) -> "JoeyClient":
@@ -75,6 +78,7 @@ class JoeyClient:
     def _took_session(self, frame: dict) -> dict:
         self.session_id, self.token = frame["session_id"], frame["token"]
         self.history = frame["history"]
+        self.limits = frame.get("limits", {})
         # Frames up to last_seq stay skipped; newer ones are replayed after this frame. A server
         # restored from disk may be behind what we saw: then trust its numbering.
         self.last_seq = min(self.last_seq, frame["last_seq"]) if frame["resumed"] else frame["last_seq"]
@@ -86,8 +90,7 @@ class JoeyClient:
         attempt = 0
         while True:
             attempt += 1
-            delay = min(self.max_backoff_s, 0.2 * 2 ** attempt) * (0.5 + random.random() / 2)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff_s(RECONNECT_BASE_S, attempt, self.max_backoff_s))
             try:
                 await self.transport.close()
             except Exception:  # the old connection is already gone
@@ -132,18 +135,20 @@ class JoeyClient:
         await self._reconnect()
 
     async def ask(self, text: str, message_id: str | None = None,
-                  on_chunk: Callable[[str], object] | None = None) -> dict:
-        """Send a message and return its ``reply_end`` frame; chunks go to ``on_chunk`` as they come."""
+                  on_chunk: Callable[[str], object] | None = None, name: str | None = None) -> dict:
+        """Send a message and return its ``reply_end`` frame; chunks go to ``on_chunk`` as they come.
+
+        ``name`` is who says it, for this turn only (a group chat's speaker); None: the session's
+        own name. A resend after a reconnect names the same speaker.
+        """
         message_id = message_id or uuid.uuid4().hex
-        message = {"type": "message", "id": message_id, "text": text}
+        message = {"type": "message", "id": message_id, "text": text, **({"name": name} if name else {})}
         streamed = ""
         await self._send(message)
         while True:
             frame = await self._recv()
             kind = frame["type"]
             if kind == "_reconnected":
-                if self.session_lost:
-                    self.session_lost = False
                 await self._send(message)  # answered already? the server repeats the answer
             elif kind == "chunk" and frame["message_id"] == message_id:
                 streamed += frame["text"]

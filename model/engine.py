@@ -85,6 +85,9 @@ class Engine:
         self.cache = PrefixCache(range(self.max_batch, model.max_slots))
         # Every prompt starts the same way (the system message): a pinned cache entry.
         self.prefix = list(prefix) if prefix and self.cache.capacity else []
+        # The repetition penalty is for what was said, not for the sheet: the system message's
+        # tokens (names, the show) must stay as likely as the adapter learnt them.
+        self._system = list(prefix)
         self.prefill_chunk, self.sentence_holdback = prefill_chunk, sentence_holdback
         self._warmup = warmup  # run on the engine thread before it takes requests (compiling)
         self._inbox: queue.Queue = queue.Queue()
@@ -260,7 +263,8 @@ class Engine:
                 self._waiting.popleft()
                 self._active.append(req)
                 self._seen[slot] = False
-                self._seen[slot, req.prompt] = True
+                said = req.prompt[len(self._system):] if req.prompt[:len(self._system)] == self._system else req.prompt
+                self._seen[slot, said] = True
             if done and logits is not None:
                 self._advance(first, logits[:len(done)])
             if len(done) < len(rows) or (budget is not None and not by_step):

@@ -14,9 +14,7 @@ one-row step took 1.24 ms instead of 0.81 beside a thread doing 0.1 ms of Python
 * Child: loads the model (the server process never holds the weights), runs an ``Engine``
   whose mailbox sends one message per step, and reads commands on a thread of its own.
 
-Messages, parent to child: ``("submit", id, prompt, params)``, ``("abort", id)``, ``("stop", None)``.
-Child to parent: ``("loaded", None)``, ``("ready", None)``, ``("events", [(id, event), ...], stats or None)``,
-``("log", name, level, text)``, ``("failed", text)``.
+The messages both ways are typed, one dataclass per kind: model/engine_messages.py.
 """
 
 from __future__ import annotations
@@ -29,6 +27,8 @@ import signal
 import threading
 import time
 
+from model.engine_messages import Abort, Events, Failed, Loaded, Log, Ready, Stop, Submit
+from model.loading import build_engine
 from model.metrics import EngineMetrics, EngineStats
 from model.reply import EngineError, FinishReason, Mailbox, Reply, ReplyEnd
 from model.sampling import GenerationParams
@@ -44,11 +44,11 @@ STOP_WAIT_S = 10.0  # a stopping child that has not exited by then is terminated
 # Not fork: the server has threads by then. Not spawn: every child would import torch and
 # transformers afresh (3.5 s for the tests' tiny model). A fork server imports them once, and
 # forks each engine process from there, before any torch thread exists.
-_PRELOAD = ["model.generator", "transformers.models.llama.modeling_llama", "peft"]
+_PRELOAD = ["model.loading", "transformers.models.llama.modeling_llama", "peft"]
 
 
 class EngineProcess:
-    """An :class:`~model.engine.Engine` built by ``model.generator.build_engine(**options)`` in a
+    """An :class:`~model.engine.Engine` built by ``model.loading.build_engine(**options)`` in a
     child process; started by :meth:`start`."""
 
     def __init__(self, options: dict):
@@ -109,7 +109,7 @@ class EngineProcess:
     def stop(self) -> None:
         self._stopping = True
         if self._process.is_alive():
-            self._send(("stop", None))
+            self._send(Stop())
             self._process.join(STOP_WAIT_S)
             if self._process.is_alive():
                 log.warning("the engine process did not stop within %.0f s: terminating it", STOP_WAIT_S)
@@ -125,16 +125,16 @@ class EngineProcess:
         params.validate()  # here, so a bad request fails in its caller, not in the child
         reply = Reply(self.abort, next(self._ids))
         self._replies[reply.id] = (asyncio.get_running_loop(), reply.queue)
-        if not self._send(("submit", reply.id, list(prompt), params)):
+        if not self._send(Submit(reply.id, list(prompt), params)):
             del self._replies[reply.id]
             raise EngineError("the engine process is gone")
         return reply
 
     def abort(self, request_id: int) -> None:
-        self._send(("abort", request_id))
+        self._send(Abort(request_id))
 
     # --- internals ------------------------------------------------------------------------------
-    def _send(self, message: tuple) -> bool:
+    def _send(self, message: Submit | Abort | Stop) -> bool:
         with self._send_lock:
             try:
                 self._conn.send(message)
@@ -146,27 +146,26 @@ class EngineProcess:
         """The reader thread: the child's messages, until it exits."""
         while True:
             try:
-                kind, *rest = self._conn.recv()
+                message = self._conn.recv()
             except (EOFError, OSError):
                 break
-            if kind == "events":
-                events, stats = rest
-                if stats is not None:  # before the events: a caller that sees an end sees its counts
-                    self._stats = stats
-                for request_id, event in events:
-                    loop, queue = self._replies.pop(request_id) if isinstance(event, ReplyEnd) \
-                        else self._replies[request_id]
-                    self._mailbox.put(loop, queue, event)
-                self._mailbox.flush()
-            elif kind == "loaded":
-                self._loaded.set()
-            elif kind == "ready":
-                self._warm.set()
-            elif kind == "log":
-                name, level, text = rest
-                logging.getLogger(name).log(level, "%s", text)
-            elif kind == "failed":
-                self.failure = EngineError(rest[0])
+            match message:
+                case Events(events, stats):
+                    if stats is not None:  # before the events: a caller that sees an end sees its counts
+                        self._stats = stats
+                    for request_id, event in events:
+                        loop, queue = self._replies.pop(request_id) if isinstance(event, ReplyEnd) \
+                            else self._replies[request_id]
+                        self._mailbox.put(loop, queue, event)
+                    self._mailbox.flush()
+                case Loaded():
+                    self._loaded.set()
+                case Ready():
+                    self._warm.set()
+                case Log(name, level, text):
+                    logging.getLogger(name).log(level, "%s", text)
+                case Failed(reason):
+                    self.failure = EngineError(reason)
         if self.failure is None and not self._stopping:
             self._process.join(1.0)  # EOF comes first; let it be reaped, for its exit code
             self.failure = EngineError(f"the engine process exited (code {self._process.exitcode})")
@@ -202,7 +201,7 @@ class _Outbox:
         if shape != self._sent_shape or now - self._sent_at >= STATS_EVERY_S or \
                 any(isinstance(event, ReplyEnd) for _, event in self._events):
             stats, self._sent_shape, self._sent_at = self.engine.stats(), shape, now
-        self._send(("events", self._events, stats))
+        self._send(Events(self._events, stats))
         self._events = []
 
 
@@ -212,7 +211,7 @@ class _LogToParent(logging.Handler):
         self._send = send
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._send(("log", record.name, record.levelno, self.format(record)))
+        self._send(Log(record.name, record.levelno, self.format(record)))
 
 
 def _child_main(options: dict, conn, log_level: int) -> None:
@@ -220,7 +219,7 @@ def _child_main(options: dict, conn, log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     lock = threading.Lock()
 
-    def send(message: tuple) -> None:
+    def send(message: Loaded | Ready | Events | Log | Failed) -> None:
         with lock:
             try:
                 conn.send(message)
@@ -232,37 +231,35 @@ def _child_main(options: dict, conn, log_level: int) -> None:
     root.setLevel(log_level)
     outbox = _Outbox(send)
     try:
-        from model.generator import build_engine  # here: model.generator imports this module
-
         engine, _, _ = build_engine(**options, mailbox=outbox)
         outbox.engine = engine
         engine.start()
-        send(("loaded", None))
+        send(Loaded())
     except BaseException as exc:  # noqa: BLE001 - the parent reports it; this process ends
-        send(("failed", f"loading the model failed: {type(exc).__name__}: {exc}"))
+        send(Failed(f"loading the model failed: {type(exc).__name__}: {exc}"))
         return
     threading.Thread(target=_commands, args=(conn, engine, outbox), name="joey-engine-commands", daemon=True).start()
     while not engine.wait_ready(0.5):
         if not engine.running:
             break
     if engine.ready:
-        send(("ready", None))
+        send(Ready())
     engine.join()
     if engine.failure is not None:
-        send(("failed", f"{type(engine.failure).__name__}: {engine.failure}"))
+        send(Failed(f"{type(engine.failure).__name__}: {engine.failure}"))
 
 
 def _commands(conn, engine, outbox: _Outbox) -> None:
     while True:
         try:
-            kind, *rest = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
-            kind = "stop"  # the parent has gone
-        if kind == "submit":
-            request_id, prompt, params = rest
-            engine.add(request_id, prompt, params, outbox.emitter(request_id))
-        elif kind == "abort":
-            engine.abort(rest[0])
-        elif kind == "stop":
-            engine.stop()
-            return
+            message = Stop()  # the parent has gone
+        match message:
+            case Submit(request_id, prompt, params):
+                engine.add(request_id, prompt, params, outbox.emitter(request_id))
+            case Abort(request_id):
+                engine.abort(request_id)
+            case Stop():
+                engine.stop()
+                return

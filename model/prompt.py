@@ -3,15 +3,15 @@
 A conversation is a list of :class:`Turn` (speaker, text). How it is rendered depends on the
 tokenizer, and :func:`prompt_format` decides once:
 
-* ``CHATML`` (SmolLM2 and other instruct bases): a short Joey system prompt, then one message
-  per turn. Joey's own lines are ``assistant`` messages; everyone else's are ``user`` messages
+* ``CHATML`` (SmolLM2 and other instruct bases): the character's system prompt (its system line
+  and sheet: model/character.py), then one message per turn. Joey's own lines are ``assistant`` messages; everyone else's are ``user`` messages
   written ``Name: text``, so each line carries its speaker (a group chat has several)::
 
-      <|im_start|>system\\nYou are Joey ...<|im_end|>\\n<|im_start|>user\\nRoss: Pizza?<|im_end|>\\n
+      <|im_start|>system\\nYou are Joey ... (the sheet)<|im_end|>\\n<|im_start|>user\\nRoss: Pizza?<|im_end|>\\n
       <|im_start|>assistant\\n
 
   and the model continues with ``Joey's line<|im_end|>``.
-* ``SCENE`` (the mini preset's own tokenizer): ``<|scene|><|turn|>Ross: Pizza?<|eot|><|turn|>Joey:``
+* ``SCENE`` (the mini preset's own tokenizer, too small a context for a sheet): ``<|scene|><|turn|>Ross: Pizza?<|eot|><|turn|>Joey:``
   and the model continues with `` Joey's line<|eot|>``.
 * ``PLAIN`` (bases with neither): the same scene as ``Name: text`` lines; a reply ends at ``\\n``.
 
@@ -26,11 +26,12 @@ import enum
 import weakref
 from dataclasses import dataclass
 
+from model.character import Character, default_character
+
 PAD, SCENE, TURN, EOT = "<|pad|>", "<|scene|>", "<|turn|>", "<|eot|>"
 SPECIAL_TOKENS = [PAD, SCENE, TURN, EOT]
 IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 BOT_NAME = "Joey"
-SYSTEM_PROMPT = "You are Joey Tribbiani from Friends. Reply with Joey's next line only."
 # The person chatting is named by their display name (a Telegram first name, the name the web
 # page sends); with none, this fixed role name is used. Training renames partners the same way.
 DEFAULT_USER_NAME = "Friend"
@@ -68,10 +69,6 @@ def prompt_format(tokenizer) -> PromptFormat:
     if TURN in controls and EOT in controls:
         return PromptFormat.SCENE
     return PromptFormat.PLAIN
-
-
-def has_turn_tokens(tokenizer) -> bool:
-    return prompt_format(tokenizer) is PromptFormat.SCENE
 
 
 def _control(tokenizer, token: str) -> list[int]:
@@ -118,14 +115,21 @@ def _rendered(tokenizer, turn: Turn, bot_name: str) -> list[int]:
     return kept[key]
 
 
-def _head(tokenizer) -> list[int]:
+_HEADS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def head_ids(tokenizer, character: Character) -> list[int]:
     fmt = prompt_format(tokenizer)
     if fmt is PromptFormat.CHATML:
-        return _chatml_message(tokenizer, "system", SYSTEM_PROMPT)
+        # The sheet is a few hundred tokens: tokenized once per tokenizer and character.
+        heads = _HEADS.setdefault(tokenizer, {})
+        if character.system not in heads:
+            heads[character.system] = _chatml_message(tokenizer, "system", character.system)
+        return list(heads[character.system])
     return _control(tokenizer, SCENE) if fmt is PromptFormat.SCENE else []
 
 
-def _ask(tokenizer, bot_name: str) -> list[int]:
+def ask_ids(tokenizer, bot_name: str) -> list[int]:
     """The tokens after which the bot speaks."""
     fmt = prompt_format(tokenizer)
     if fmt is PromptFormat.CHATML:
@@ -135,21 +139,26 @@ def _ask(tokenizer, bot_name: str) -> list[int]:
     return _text(tokenizer, f"{bot_name}:")
 
 
-def scene_ids(tokenizer, turns: list[Turn]) -> list[int]:
+def scene_ids(tokenizer, turns: list[Turn], character: Character | None = None) -> list[int]:
     """A whole scene as pre-training tokens."""
-    return _head(tokenizer) + [t for turn in turns for t in render_turn(tokenizer, turn)]
+    character = character or default_character()
+    return head_ids(tokenizer, character) + [t for turn in turns for t in render_turn(tokenizer, turn, character.name)]
 
 
-def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, bot_name: str = BOT_NAME) -> list[int]:
-    """Token ids asking ``bot_name`` to speak next, from the most recent turns that fit.
+def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, character: Character | None = None) -> list[int]:
+    """Token ids asking the character (the default card's, Joey, when None) to speak next, from
+    the most recent turns that fit.
 
-    Older turns are dropped whole; if even the last turn is too long, its start is cut, because
-    the end of what was just said matters most for the answer.
+    The system prompt, with the sheet, is always kept; older turns are dropped whole, oldest
+    first; if even the last turn is too long, its start is cut, because the end of what was just
+    said matters most for the answer.
     """
-    head, tail = _head(tokenizer), _ask(tokenizer, bot_name)
+    character = character or default_character()
+    bot_name = character.name
+    head, tail = head_ids(tokenizer, character), ask_ids(tokenizer, bot_name)
     budget = max_tokens - len(head) - len(tail)
     if budget <= 0:
-        raise ValueError(f"max_tokens={max_tokens} leaves no room for a turn")
+        raise ValueError(f"max_tokens={max_tokens} leaves no room for a turn after the {len(head)}-token system prompt")
     body: list[int] = []
     for turn in reversed(turns):
         ids = _rendered(tokenizer, turn, bot_name)

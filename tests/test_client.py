@@ -57,3 +57,12 @@ async def test_typed_errors_raise(server):
             await joey.ask("x" * 5000)
         assert err.value.code == "message_too_long"
         assert (await joey.ask("still fine"))["type"] == "reply_end"
+
+
+async def test_ask_names_the_turns_speaker_and_the_session_gives_the_limits(server):
+    async with JoeyClient(WebSocketTransport(server.url), name="Ross") as joey:
+        assert joey.limits["max_message_chars"] == server.config.max_message_chars
+        await joey.ask("Joey, pizza?", name="Monica")  # a group's turn: its own speaker
+        await joey.ask("And for me?")  # no name: the session's own
+        users = [h for h in server.hub.sessions[joey.session_id].history if h["role"] == "user"]
+        assert [h.get("name") for h in users] == ["Monica", None]

@@ -7,7 +7,10 @@ import gc
 
 import pytest
 
-from model.generator import JoeyGenerator, ModelNotFound, shared_prefix
+from bench.tiny_model import TINY_CHARACTER_CARD
+from model.character import Character
+from model.generator import JoeyGenerator
+from model.loading import ModelNotFound, shared_prefix
 from model.prompt import EOT, TURN, Turn
 from model.sampling import GREEDY, GenerationParams
 from tests.conftest import wait_until
@@ -97,7 +100,7 @@ async def test_greedy_replies_equal_hf_generate_even_when_requests_join_at_diffe
     # fp32 so equality is exact; a 4-token prefill chunk so later prompts go in while others
     # decode, or a 64-token one so prompts that arrive together share passes.
     gen = JoeyGenerator.load(str(dirs[0]), str(dirs[1]), max_batch=4, dtype="fp32", prefill_chunk=64 if together else 4,
-                             sentence_holdback=0)
+                             sentence_holdback=0, character=Character.parse(TINY_CHARACTER_CARD))
     gen.start()
     try:
         hf, stops = load_hf(dirs), stop_token_ids(gen.tokenizer)
@@ -242,7 +245,7 @@ def test_the_engine_is_set_up_on_one_thread_which_it_leaves_so(tiny_model, monke
     """Set up with two threads, the engine thread's two were no faster than one (build_engine)."""
     import torch
 
-    import model.generator as generator
+    import model.loading as generator
 
     seen = []
     lean = generator.LeanLlama

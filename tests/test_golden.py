@@ -51,6 +51,23 @@ async def test_greedy_reply_is_golden(shipped, name, case):
     assert "".join([chunk async for chunk in reply]) == case["reply"]
 
 
+async def test_the_sheet_is_prefilled_once_per_process_not_once_per_message(shipped):
+    """Every SmolLM2 prompt opens with the same system message and sheet (about 430 tokens): the
+    prefix cache pins it, so each new conversation reuses it instead of computing it again."""
+    from model.loading import shared_prefix
+
+    gen = shipped["smollm2"]
+    sheet = len(shared_prefix(gen.tokenizer, gen.context))
+    before = gen.stats()
+    for text in ("First conversation.", "Second one.", "And a third."):
+        reply = gen.stream([Turn("Friend", text)], GREEDY)
+        assert "".join([chunk async for chunk in reply])
+    after = gen.stats()
+    assert sheet > 400
+    assert after.reused_tokens - before.reused_tokens >= 3 * sheet
+    assert after.prefill_tokens - before.prefill_tokens < 3 * 20  # only the new message, each time
+
+
 async def test_server_answers_with_the_default_preset():
     case = GOLDEN["smollm2"][0]
     preset = PRESETS["smollm2"]

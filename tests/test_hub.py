@@ -38,6 +38,7 @@ class ScriptedGenerator:
     """Echoes the last user turn word by word, and records every conversation it was given."""
 
     ready = True
+    bot_name = "Joey"
 
     def __init__(self, delay: float = 0.0):
         self.delay, self.calls, self.replies = delay, [], []

@@ -62,10 +62,27 @@ async def test_second_tab_takes_the_session_over(server, page):
     assert await other.session_id() == await page.session_id()
     await page.page.wait_for_selector("html[data-connection=stopped]", timeout=T)
     assert "another tab" in await page.page.text_content("#banner")
+    assert await page.page.evaluate("window.joeyChat.phase") == "taken-over"
     await page.page.click("#banner-action")  # "Use it here"
     await page.online()
+    assert await page.page.evaluate("window.joeyChat.phase") == "ready"
     await other.page.wait_for_selector("html[data-connection=stopped]", timeout=T)
+    assert await other.page.evaluate("window.joeyChat.phase") == "taken-over"
     assert not other.console_errors()
+
+
+async def test_an_illegal_connection_transition_throws_and_changes_nothing(server, page):
+    await page.open(server)
+    assert await page.page.evaluate("window.joeyChat.phase") == "ready"
+    # The page's own module (same URL, same instance): "Use it here" is only for a taken-over tab.
+    error = await page.page.evaluate("""async () => {
+        const { connection } = await import("/js/phase.js");
+        try { connection.takeBack(); } catch (err) { return err.message; }
+        return null;
+    }""")
+    assert error == "connection: expected taken-over, got ready"
+    assert await page.page.evaluate("window.joeyChat.phase") == "ready"
+    await page.exchange("Still talking?")  # the page carries on
 
 
 async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(make_paced_server, page):

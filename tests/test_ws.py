@@ -183,7 +183,8 @@ async def test_health_and_readiness(server):
     async with httpx.AsyncClient(base_url=server.http) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         ready = await http.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["ready"] and ready.json()["engine"]["running"]
+        assert ready.status_code == 200 and ready.json()["ready"] and ready.json()["engine"]["ready"]
+        assert "/" not in ready.json()["base"] + (ready.json()["adapter"] or "")  # no paths of this machine
 
 
 def test_prompt_turns_use_display_name(server):

@@ -31,6 +31,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _flag_fields() -> list[dataclasses.Field]:
-    # ``history`` is the run's log, not a setting.
-    return [f for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "history")]
+    return [f for f in dataclasses.fields(TrainConfig) if f.name != "data"]
 

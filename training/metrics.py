@@ -140,8 +140,14 @@ def is_echo(said: str, reply: str) -> bool:
     return difflib.SequenceMatcher(None, a, b).ratio() >= 0.6
 
 
+_DISTINCT_WORD = re.compile(r"[a-z0-9']+")
+
+
 def distinct_2(replies: list[str]) -> float:
-    bigrams = [tuple(w[i : i + 2]) for w in (r.lower().split() for r in replies) for i in range(len(w) - 1)]
+    """Unique word pairs over all word pairs of all replies; words are ``[a-z0-9']+`` of the
+    lowercased text, so punctuation never makes a pair look new."""
+    words = [_DISTINCT_WORD.findall(r.lower()) for r in replies]
+    bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
     return len(set(bigrams)) / max(1, len(bigrams))
 
 

@@ -9,19 +9,17 @@ adapter is retrained on ``work/base``. Final weights go to ``--out/<base>/`` as 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from training import data as corpus
 from model.prompt import scene_ids
-from training.lora import cosine_lr, train_lora
+from training.lora import train_lora
+from training.loop import RunLog, Schedule, train
 from training.train_config import TrainConfig
 
 log = logging.getLogger("joey.train")
@@ -51,15 +49,7 @@ def windows(stream: torch.Tensor, seq_len: int, batch: int, gen: torch.Generator
     return torch.stack([stream[s : s + seq_len + 1] for s in starts.tolist()]).long()
 
 
-@torch.no_grad()
-def eval_loss(model, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    model.eval()
-    losses = [model(input_ids=x, labels=y).loss.item() for x, y in batches]
-    model.train()
-    return sum(losses) / len(losses)
-
-
-def pretrain(cfg: TrainConfig, tok, scenes: list[corpus.Scene]):
+def pretrain(cfg: TrainConfig, tok, scenes: list[corpus.Scene], run_log: RunLog):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     train_ids, val_ids = token_stream(tok, scenes, False), token_stream(tok, scenes, True)
@@ -74,31 +64,16 @@ def pretrain(cfg: TrainConfig, tok, scenes: list[corpus.Scene]):
     log.info("base model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
     gen = torch.Generator().manual_seed(cfg.seed)
     val_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    val = [(w, w) for w in (windows(val_ids, cfg.seq_len, cfg.batch, val_gen) for _ in range(12))]
+    val = [windows(val_ids, cfg.seq_len, cfg.batch, val_gen) for _ in range(12)]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    bar = tqdm(range(cfg.pretrain_steps), desc="pre-train", mininterval=5)
-    started = time.time()
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.pretrain_steps, cfg.lr, cfg.warmup)
-        w = windows(train_ids, cfg.seq_len, cfg.batch, gen)
-        # HF shifts labels itself, so inputs and labels are the same window.
-        loss = model(input_ids=w, labels=w).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        cfg.history.append(("pretrain", step, "train", loss.item()))
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.pretrain_steps:
-            v = eval_loss(model, val)
-            cfg.history.append(("pretrain", step, "val", v))
-            tps = (step + 1) * cfg.batch * cfg.seq_len / (time.time() - started)
-            log.info("step %d train %.3f val %.3f (%.0f tok/s)", step + 1, loss.item(), v, tps)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    train(model, opt, Schedule("pretrain", cfg.pretrain_steps, cfg.lr, cfg.warmup, cfg.eval_every),
+          next_batch=lambda _step: windows(train_ids, cfg.seq_len, cfg.batch, gen),
+          loss_of=lambda w: model(input_ids=w, labels=w).loss,  # HF shifts the labels itself
+          tokens_of=lambda w: w.numel(), val=val, run_log=run_log)
     # Round to the fp16 that ships, so the adapter trains on exactly the shipped base.
     model = model.to(torch.float16)
     model.save_pretrained(str(cfg.work / "base"))
-    (cfg.work / "history.json").write_text(json.dumps(cfg.history))
+    run_log.save(cfg.work / "history.json")
     return model.to(torch.float32)
 
 
@@ -165,21 +140,21 @@ def run(cfg: TrainConfig) -> None:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    log.info("config %s", {k: str(v) for k, v in asdict(cfg).items() if k != "history"})
+    log.info("config %s", {k: str(v) for k, v in asdict(cfg).items()})
     pretraining = cfg.base == "mini" and cfg.stage == "all"
     scenes = list(corpus.read_scenes(cfg.data, include_more=cfg.include_more and pretraining))
     log.info("scenes: %d (%d held out)", len(scenes), sum(s.held_out for s in scenes))
-    history_file = cfg.work / "history.json"
+    history_file, run_log = cfg.work / "history.json", RunLog()
     if pretraining:
         tok = build_tokenizer(cfg, scenes)
-        base = pretrain(cfg, tok, scenes)
+        base = pretrain(cfg, tok, scenes, run_log)
         shutil.rmtree(cfg.out / "mini" / "base", ignore_errors=True)
         shutil.copytree(cfg.work / "base", cfg.out / "mini" / "base")
     else:
         tok, base = load_base(cfg)
-        if history_file.exists() and cfg.base == "mini":
-            cfg.history = [r for r in json.loads(history_file.read_text()) if r[0] == "pretrain"]
-    peft_model = train_lora(cfg, tok, base, scenes)
+        if cfg.base == "mini":
+            run_log = RunLog.load(history_file, stage="pretrain")
+    peft_model = train_lora(cfg, tok, base, scenes, run_log)
     save_adapter(cfg, peft_model)
-    history_file.write_text(json.dumps(cfg.history))
-    plot_history(cfg.history, cfg.work / f"loss-{cfg.base_name()}.png")  # the model card copies it to docs/
+    run_log.save(history_file)
+    plot_history(run_log.rows, cfg.work / f"loss-{cfg.base_name()}.png")  # the model card copies it to docs/

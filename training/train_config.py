@@ -6,13 +6,13 @@ with ``--base mini`` and the mini values noted per field (docs/MODEL-mini.md has
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from model.options import opt
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     data: Path  # folder with the transcripts (friends_s01-s09.jsonl.gz, ...)
     base: str = opt("smollm2", "a preset (smollm2, mini) or a folder / hub id; \"mini\" also pre-trains it")
@@ -33,9 +33,9 @@ class TrainConfig:
     lr: float = opt(2e-3, "mini: pre-training peak learning rate")
     warmup: int = opt(100, "mini: pre-training warm-up steps")
     include_more: bool = opt(True, "mini: add more_dialogue to pre-training for broader English")
-    lora_steps: int = opt(520, "optimizer steps of the adapter, about 2.3 epochs of the kept pairs (mini: 600)")
-    lora_lr: float = opt(3e-4, "peak learning rate of the adapter (mini: 1e-3)")
-    lora_warmup: int = opt(30, "linear warm-up steps before the cosine decay")
+    lora_steps: int = opt(300, "optimizer steps of the adapter, about one epoch of the mixture (mini: 600)")
+    lora_lr: float = opt(4e-4, "peak learning rate of the adapter (mini: 1e-3)")
+    lora_warmup: int = opt(20, "linear warm-up steps before the cosine decay")
     lora_r: int = opt(16, "LoRA rank")
     lora_alpha: int = opt(32, "LoRA scale numerator (the update is scaled by alpha / r)")
     lora_layers: int = opt(15, "LoRA on the top N layers only (0 = all): backward stops early, 1.5x faster (mini: 0)")
@@ -44,11 +44,12 @@ class TrainConfig:
     lora_drop_echo: bool = opt(True, "leave out Joey lines that mostly repeat the line before (mini: false)")
     lora_min_relevance: float = opt(0.12, "leave out Joey lines less related to the line they answer (all-MiniLM-L6-v2 cosine): the adapter answers as closely as the lines it learns from (0 = keep all; mini: 0)")
     lora_min_style: float = opt(0.47, "leave out Joey lines the style classifier scores under this P(joey) (anyone's lines, \"Okay, what happened?\"): they pull the voice towards the average friend (0 = keep all; mini: 0)")
-    lora_context_turns: int = opt(3, "each example answers the last 1..N turns of its scene")
-    lora_context_tokens: int = opt(192, "prompt budget of an example")
+    lora_context_turns: int = opt(10, "a scene window reaches 1..N turns before its first supervised Joey line")
+    lora_context_tokens: int = opt(704, "token budget of an example, the system prompt and sheet included; older turns are dropped first")
+    lora_persona_chats: int = opt(1500, "synthetic conversations asking about Joey's life, answered from the sheet (training/chats.py)")
+    lora_memory_chats: int = opt(1500, "synthetic conversations that state facts about the user and later ask for one")
     lora_reply_tokens: int = opt(64, "longer Joey lines are cut (and then teach no end of turn)")
-    eval_every: int = opt(100, "steps between validation losses (logged and plotted)")
-    history: list = field(default_factory=list)  # (stage, step, split, loss) rows for the plot
+    eval_every: int = opt(50, "steps between validation losses (logged and plotted)")
 
     def base_name(self) -> str:
         """The folder under ``out`` that this run's weights go to."""

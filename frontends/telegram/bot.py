@@ -24,19 +24,19 @@ from typing import Callable
 
 from telegram import BotCommand, Message, Update
 from telegram.constants import ChatType
-from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, MessageHandler, TypeHandler, filters
 
-from client import ClientError, JoeyClient
+from client import ClientError, JoeyClient, backoff_s
 from frontends.telegram import texts
-from frontends.telegram.addressing import speaker, visible, words_for_joey
+from frontends.telegram.addressing import MAX_NAME_CHARS, speaker, visible, words_for_joey
 from frontends.telegram.chat_store import ChatStore
 from frontends.telegram.chats import JoeyChats
 from frontends.telegram.config import TelegramConfig
 from frontends.telegram.ordering import ChatOrder
 from frontends.telegram.redact import protect
-from frontends.telegram.sending import (Drafts, Sender, backoff_s, reach_bot_api, retry_seconds, typing,
-                                        until_delivered, with_retry)
+from frontends.telegram.retry import obey_flood_waits, reach_bot_api, until_delivered, with_retry
+from frontends.telegram.sending import Drafts, Sender, typing
 
 log = logging.getLogger("joey.telegram")
 
@@ -46,10 +46,8 @@ NEW_MESSAGE = filters.UpdateType.MESSAGE
 
 
 class TelegramAdapter:
-    def __init__(self, config: TelegramConfig, transport_factory: Callable[[], object],
-                 max_message_chars: int = 1000):
+    def __init__(self, config: TelegramConfig, transport_factory: Callable[[], object]):
         self.config, self.transport_factory = config, transport_factory
-        self.max_message_chars = max_message_chars
         self.app: Application | None = None
         self.store: ChatStore | None = None
         self.sender: Sender | None = None
@@ -119,12 +117,10 @@ class TelegramAdapter:
         bot, failures = self.app.bot, 0
         while True:
             try:
-                updates = await bot.get_updates(offset=self.store.offset(), allowed_updates=["message"],
-                                                timeout=max(1, int(self.config.poll_timeout_s)))
+                updates = await obey_flood_waits(
+                    lambda: bot.get_updates(offset=self.store.offset(), allowed_updates=["message"],
+                                            timeout=max(1, int(self.config.poll_timeout_s))), "getUpdates")
                 failures = 0
-            except RetryAfter as exc:
-                await asyncio.sleep(retry_seconds(exc))
-                continue
             except (NetworkError, Conflict, Forbidden, InvalidToken) as exc:
                 failures += 1
                 delay = backoff_s(self.config.retry_base_s, failures + 1, min(30.0, self.config.max_backoff_s))
@@ -252,7 +248,7 @@ class TelegramAdapter:
         # A group shares one session: each turn names its speaker. A private chat's session is
         # already named after its one person.
         private = chat.type == ChatType.PRIVATE
-        client.transport.speaker = None if private else speaker(message, self.chats.max_name_chars)
+        name = None if private else speaker(message, client.limits.get("max_name_chars", MAX_NAME_CHARS))
         while True:
             drafts = None
             if self.config.drafts and private:
@@ -260,7 +256,7 @@ class TelegramAdapter:
             try:
                 async with typing(self.app.bot, chat.id, self.config.typing_interval_s), \
                         drafts or contextlib.nullcontext():
-                    end = await client.ask(words, message_id, drafts.add if drafts else None)
+                    end = await client.ask(words, message_id, drafts.add if drafts else None, name=name)
                 return end["text"].strip() or texts.EMPTY_REPLY
             except ClientError as exc:
                 if exc.code == "busy":  # a reply from before a restart is still finishing
@@ -274,7 +270,7 @@ class TelegramAdapter:
                                                  texts.WAIT_NOTICES[exc.code].format(wait=texts.wait_words(wait)))
                     await asyncio.sleep(wait)
                 elif exc.code == "message_too_long":
-                    return texts.TOO_LONG.format(limit=self.chats.max_message_chars or self.max_message_chars)
+                    return texts.TOO_LONG.format(limit=client.limits["max_message_chars"])
                 else:
                     log.warning("Joey could not answer %s: %s", message_id, exc)
                     return texts.TROUBLE

@@ -12,40 +12,11 @@ import logging
 from collections import OrderedDict
 from typing import Callable
 
-from client import ConnectionLost, JoeyClient
-from frontends.telegram.addressing import MAX_NAME_CHARS
+from client import ConnectionLost, JoeyClient, backoff_s
 from frontends.telegram.chat_store import ChatStore
 from frontends.telegram.ordering import ChatOrder
-from frontends.telegram.sending import backoff_s
 
 log = logging.getLogger("joey.telegram")
-
-
-class SpeakerTransport:
-    """Names the speaker on the chat's outgoing ``message`` frames (the protocol's ``message.name``).
-
-    ``JoeyClient.ask`` takes no name, so the chat's transport adds it: every send of the
-    message, a resend after a reconnect included, says who spoke. A chat's turns run one at a
-    time, so ``speaker`` is the current turn's. When ``ask`` takes a ``name``, pass it there
-    and delete this class.
-    """
-
-    def __init__(self, inner):
-        self.inner, self.speaker = inner, None
-
-    async def connect(self) -> None:
-        await self.inner.connect()
-
-    async def send(self, frame: dict) -> None:
-        if frame.get("type") == "message" and self.speaker:
-            frame = {**frame, "name": self.speaker}
-        await self.inner.send(frame)
-
-    async def recv(self) -> dict:
-        return await self.inner.recv()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class JoeyChats:
@@ -54,14 +25,12 @@ class JoeyChats:
         self.store, self.transport_factory, self.order = store, transport_factory, order
         self.max_open, self.max_backoff_s = max_open, max_backoff_s
         self.clients: OrderedDict[int, JoeyClient] = OrderedDict()
-        self.max_message_chars: int | None = None  # from the server's session frame, once seen
-        self.max_name_chars = MAX_NAME_CHARS  # likewise
 
     async def client(self, chat_id: int, name: str | None) -> JoeyClient:
         """The chat's Joey client, connected; created (and its session resumed) on first use.
 
-        ``name`` names the person only when a new session opens; every message names its own
-        speaker too, which is what counts in groups.
+        ``name`` names the person only when a new session opens; in groups each ``ask`` names
+        its own speaker, which is what counts there.
         """
         chat_id = self.store.current_chat(chat_id)
         client = self.clients.get(chat_id)
@@ -69,14 +38,11 @@ class JoeyChats:
             self.clients.move_to_end(chat_id)
             return client
         saved = self.store.session_for(chat_id)
-        client = JoeyClient(SpeakerTransport(self.transport_factory()), name=name,
+        client = JoeyClient(self.transport_factory(), name=name,
                             session_id=saved[0] if saved else None, token=saved[1] if saved else None)
 
         def on_session(frame: dict) -> None:  # every open and resume, so a new session is remembered
             self.store.save_session(self.store.current_chat(chat_id), frame["session_id"], frame["token"])
-            limits = frame.get("limits", {})
-            self.max_message_chars = limits.get("max_message_chars", self.max_message_chars)
-            self.max_name_chars = limits.get("max_name_chars", self.max_name_chars)
 
         client.on_session = on_session
         failures = 0

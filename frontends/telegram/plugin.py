@@ -21,21 +21,21 @@ from backend.local_transport import LocalTransport
 from frontends.telegram.bot import TelegramAdapter
 from frontends.telegram.config import MISSING_TOKEN, TelegramConfig, TelegramConfigError
 from frontends.telegram.redact import protect
-from frontends.telegram.sending import reach_bot_api
+from frontends.telegram.retry import reach_bot_api
 
 
 class TelegramFrontend:
     name: ClassVar[str] = "telegram"
 
-    def __init__(self, config: TelegramConfig, hub, max_message_chars: int = 1000):
+    def __init__(self, config: TelegramConfig, hub):
         self.config, self.hub = config, hub
-        self.adapter = TelegramAdapter(config, lambda: LocalTransport(hub), max_message_chars)
+        self.adapter = TelegramAdapter(config, lambda: LocalTransport(hub))
 
     @classmethod
     def from_config(cls, config, hub) -> "TelegramFrontend":
         telegram = TelegramConfig.from_env()
         telegram.require_token()  # fail at once, with a clear message, before the server starts
-        return cls(telegram, hub, config.max_message_chars)
+        return cls(telegram, hub)
 
     @classmethod
     def preflight(cls, config) -> str | None:

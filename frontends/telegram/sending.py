@@ -1,13 +1,8 @@
-"""Talking to Telegram robustly: retries, long replies, the typing indicator and live drafts.
+"""Talking to Telegram: long replies in parts, the typing indicator and live drafts.
 
-- ``429 Too Many Requests`` (:class:`telegram.error.RetryAfter`): wait the time Telegram asks
-  for, then try again; this does not use up an attempt.
-- Network errors and timeouts (:class:`NetworkError`, :class:`TimedOut`): back off
-  exponentially (with jitter) and try again, up to ``attempts`` times. ``BadRequest`` is a
-  ``NetworkError`` subclass in python-telegram-bot but is never retried: it would fail again.
-
-- A group that became a supergroup (:class:`ChatMigrated`): the reply goes to the new chat id,
-  and the store remembers the move for later replies and for the group's session.
+Every call goes through retry.py (flood waits and network errors). A group that became a
+supergroup (:class:`ChatMigrated`): the reply goes to the new chat id, and the store remembers
+the move for later replies and for the group's session.
 
 A timed-out ``sendMessage`` may in fact have been delivered; Telegram has no idempotency key,
 so a retry can then show the message twice. That is the one duplicate this adapter can make.
@@ -17,99 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dtm
-import itertools
 import logging
-import random
-import warnings
 from typing import Awaitable, Callable
 
 from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import ChatMigrated, TelegramError
 
-from frontends.telegram.config import TelegramConfigError
-from frontends.telegram.redact import scrub
+from frontends.telegram.retry import obey_flood_waits, with_retry
 from frontends.telegram.split import TELEGRAM_LIMIT, split_message
 
 log = logging.getLogger("joey.telegram")
-
-
-def retry_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that retry_after will become a timedelta
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
-
-
-def backoff_s(base_s: float, failures: int, cap_s: float = 60.0) -> float:
-    """The wait before try ``failures + 1``: doubling from ``base_s`` up to ``cap_s``, with jitter
-    so that chats which failed together do not all retry in the same instant."""
-    return min(cap_s, base_s * 2 ** min(max(failures - 1, 0), 20)) * (0.75 + random.random() / 2)
-
-
-async def reach_bot_api(call: Callable[[], Awaitable], attempts: int, base_s: float):
-    """The first call at start (getMe): a refused token or an unreachable API becomes a
-    :class:`TelegramConfigError` whose one line says what to do, never a traceback."""
-    try:
-        return await with_retry(call, "getMe", attempts, base_s)
-    except InvalidToken:
-        raise TelegramConfigError("Telegram refused the bot token (getMe: 401 Unauthorized). Check "
-                                  "TELEGRAM_BOT_TOKEN; @BotFather shows a bot's token with /token.") from None
-    except TelegramError as exc:
-        raise TelegramConfigError(f"cannot reach the Telegram Bot API: {scrub(str(exc))}") from None
-
-
-async def with_retry(call: Callable[[], Awaitable], what: str, attempts: int = 6, base_s: float = 0.5,
-                     max_flood_waits: int = 10):
-    """``await call()``, retrying flood waits and network errors as described above."""
-    failures = floods = 0
-    while True:
-        try:
-            return await call()
-        except RetryAfter as exc:
-            floods += 1
-            if floods > max_flood_waits:
-                raise
-            wait = retry_seconds(exc)
-            log.warning("%s: Telegram asks to wait %.1f s (429)", what, wait)
-            await asyncio.sleep(wait)
-        except BadRequest:
-            raise
-        except NetworkError as exc:  # includes TimedOut
-            failures += 1
-            if failures >= attempts:
-                raise
-            delay = backoff_s(base_s, failures)
-            log.warning("%s failed (%s); retry %d in %.1f s", what, exc, failures, delay)
-            await asyncio.sleep(delay)
-
-
-async def until_delivered(call: Callable[[], Awaitable], what: str, base_s: float, cap_s: float) -> None:
-    """``await call()`` (handle one update) until it is done, or can never be.
-
-    A network error that outlasted :func:`with_retry` (Telegram down for a while) is tried again,
-    with backoff up to ``cap_s``, for as long as the process runs; the caller holds its chat's
-    turn meanwhile, so the chat's later messages wait. Telegram's refusals (``Forbidden``: the
-    bot was blocked or removed; ``BadRequest``) and bugs end it: they would fail again.
-    """
-    for failures in itertools.count(1):
-        try:
-            await call()
-            return
-        except Forbidden as exc:
-            log.info("%s: chat refuses messages (%s)", what, exc)
-            return
-        except BadRequest as exc:
-            log.error("%s: Telegram refused the reply (%s)", what, exc)
-            return
-        except NetworkError as exc:
-            delay = backoff_s(base_s, failures, cap_s)
-            log.warning("%s: Telegram unreachable (%s); trying again in %.1f s", what, exc, delay)
-            await asyncio.sleep(delay)
-        except Exception:
-            log.exception("%s failed", what)
-            return
 
 
 class Sender:
@@ -189,10 +102,7 @@ async def typing(bot: Bot, chat_id: int, interval_s: float):
     async def refresh() -> None:
         while True:
             try:
-                await bot.send_chat_action(chat_id, ChatAction.TYPING)
-            except RetryAfter as exc:
-                await asyncio.sleep(retry_seconds(exc))
-                continue
+                await obey_flood_waits(lambda: bot.send_chat_action(chat_id, ChatAction.TYPING), "sendChatAction")
             except TelegramError as exc:  # cosmetic: never fail a reply over it
                 log.debug("typing action for %s failed: %s", chat_id, exc)
             await asyncio.sleep(interval_s)
@@ -234,15 +144,16 @@ class Drafts:
         while not self.broken:
             await self._changed.wait()
             self._changed.clear()
-            preview = split_message(self.text)[:1]
-            if preview and preview[0] != self.shown:
-                try:
-                    await self.bot.send_message_draft(self.chat_id, self.draft_id, preview[0])
-                    self.shown = preview[0]
-                except RetryAfter as exc:
-                    await asyncio.sleep(retry_seconds(exc))
-                    self._changed.set()
-                except TelegramError as exc:
-                    log.info("drafts off for chat %s: %s", self.chat_id, exc)
-                    self.broken = True
+            try:
+                await obey_flood_waits(self._show, "sendMessageDraft")
+            except TelegramError as exc:
+                log.info("drafts off for chat %s: %s", self.chat_id, exc)
+                self.broken = True
             await asyncio.sleep(self.interval_s)
+
+    async def _show(self) -> None:
+        """Show the first part of the text so far, if it changed (after a flood wait too)."""
+        preview = split_message(self.text)[:1]
+        if preview and preview[0] != self.shown:
+            await self.bot.send_message_draft(self.chat_id, self.draft_id, preview[0])
+            self.shown = preview[0]

@@ -1,15 +1,18 @@
 // Joey Chat web page: protocol v1 over one reconnecting WebSocket (docs/protocol.md).
 //
-// The page's modules: context (shared elements, view, socket, state), connection (open/resume
-// and frame dispatch), conversation (stream frames), errors, outbox (the send queue), composer
-// (user input), replies (copy, regenerate), chats (past chats), status (controls follow the
-// state) and banner.
+// The page's modules: context (shared elements, view, socket), the state's three owners (phase:
+// the connection; session: the session and its stream; queue: outgoing messages), connection
+// (open/resume and frame dispatch), conversation (stream frames), errors, outbox (sending from
+// the queue), composer (user input), replies (copy, regenerate), chats (past chats), status
+// (controls follow the state) and banner.
 
 import { bindChats } from "./chats.js";
 import { bindComposer } from "./composer.js";
 import { bindConnection, connect } from "./connection.js";
-import { socket, state, ui } from "./context.js";
+import { socket, ui } from "./context.js";
+import { connection as phase } from "./phase.js";
 import { bindReplies } from "./replies.js";
+import { session } from "./session.js";
 import { refresh } from "./status.js";
 
 bindConnection();
@@ -20,7 +23,8 @@ bindChats();
 // A tiny handle for debugging from the console (and for tests): no secrets in it.
 window.joeyChat = Object.freeze({
   get connection() { return document.documentElement.dataset.connection; },
-  get lastSeq() { return state.appliedSeq; },
+  get phase() { return phase.phase; },
+  get lastSeq() { return session.appliedSeq; },
   get failedTries() { return socket.attempt; },
   get retryInMs() { return socket.retryAt ? Math.max(0, socket.retryAt - Date.now()) : 0; },
   dropConnection() { socket.drop("manual"); },

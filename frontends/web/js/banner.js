@@ -1,6 +1,7 @@
 // The banner above the conversation: connection trouble and what the user can do about it.
 
-import { socket, state, ui } from "./context.js";
+import { socket, ui } from "./context.js";
+import { Phase, connection } from "./phase.js";
 
 let bannerTimer = null;
 
@@ -24,12 +25,13 @@ export function hideBanner() {
 export function showReconnecting() {
   clearInterval(bannerTimer);
   const render = () => {
-    if (state.stopped) return;
+    if (connection.stopped) return;
     const left = Math.max(0, Math.ceil((socket.retryAt - Date.now()) / 1000));
+    const phase = connection.phase;
     let text;
     if (!navigator.onLine) text = "You're offline. Waiting for the network…";
-    else if (socket.state === "connecting" || socket.state === "open") text = state.everReady ? "Reconnecting…" : "Connecting to Joey…";
-    else if (state.restarting) text = `Joey's server is restarting. Reconnecting in ${left} s…`;
+    else if (socket.state === "connecting" || socket.state === "open") text = phase === Phase.CONNECTING ? "Connecting to Joey…" : "Reconnecting…";
+    else if (phase === Phase.RESTARTING) text = `Joey's server is restarting. Reconnecting in ${left} s…`;
     else text = left > 0 ? `Connection lost. Reconnecting in ${left} s…` : "Reconnecting…";
     showBanner(text, socket.state === "waiting" ? { label: "Retry now", onClick: () => socket.reconnectNow() } : null);
   };

@@ -2,26 +2,13 @@
 // so "New chat" never throws one away. The list reopens a chat (resume) or deletes it: from the
 // list, and on the server (a short second connection resumes it and sends reset).
 
-import { socket, state, ui } from "./context.js";
+import { socket, ui } from "./context.js";
 import { switchChat } from "./conversation.js";
-import { findChat, forgetChat, listChats, saveChat } from "./store.js";
+import { session } from "./session.js";
+import { forgetChat, listChats } from "./store.js";
 
 const DATE_FORMAT = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 const ERASE_TIMEOUT_MS = 10000;
-
-/** Note activity in a chat: its title (the first thing the user said) and when messages were said. */
-export function remember(sessionId, token, { title, times } = {}) {
-  if (!sessionId || !token) return;
-  const known = findChat(sessionId);
-  const fields = { title: known?.title || String(title ?? "").slice(0, 200) };
-  if (times) Object.assign(fields, { times, updated: Date.now() });
-  saveChat(sessionId, token, fields);
-}
-
-/** When each message of a chat was said, as far as this browser saw it: {"user:ID": ms, "joey:ID": ms}. */
-export function timesOf(sessionId) {
-  return findChat(sessionId)?.times || {};
-}
 
 /** A short second connection that resumes the chat and empties it: what "Delete" means on the server. */
 function eraseOnServer(chat) {
@@ -39,7 +26,7 @@ function eraseOnServer(chat) {
 
 function deleteChat(chat) {
   forgetChat(chat.session_id);
-  if (chat.session_id === state.stored?.session_id) socket.send({ type: "reset" }); // its reset frame empties the view
+  if (chat.session_id === session.stored?.session_id) socket.send({ type: "reset" }); // its reset frame empties the view
   else eraseOnServer(chat);
   render();
 }
@@ -48,7 +35,7 @@ function chatItem(chat) {
   const item = document.createElement("li");
   item.className = "chat-item";
   item.dataset.sessionId = chat.session_id;
-  const current = chat.session_id === state.stored?.session_id;
+  const current = chat.session_id === session.stored?.session_id;
   if (current) item.setAttribute("aria-current", "true");
 
   const open = document.createElement("button");

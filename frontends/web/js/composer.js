@@ -1,14 +1,16 @@
 // The composer: what the user types, sends or stops. Escape stops Joey's reply from anywhere on
 // the page (except inside a dialog, where Escape closes the dialog).
 
-import { socket, state, ui } from "./context.js";
+import { socket, ui } from "./context.js";
 import { enqueue } from "./outbox.js";
+import { connection } from "./phase.js";
+import { replyCancelled, session } from "./session.js";
 import { charCount, refresh } from "./status.js";
 
 function submit() {
   const text = ui.input.value;
-  if (!text.trim() || state.stopped) return;
-  if (charCount(text) > state.maxChars) {
+  if (!text.trim() || connection.stopped) return;
+  if (charCount(text) > session.maxChars) {
     ui.counter.classList.remove("counter--shake");
     void ui.counter.offsetWidth; // restart the animation
     ui.counter.classList.add("counter--shake");
@@ -21,8 +23,8 @@ function submit() {
 
 /** Stop the reply being written; true if there was one to stop. */
 function stopReply() {
-  if (!state.reply || state.reply.cancelled || !socket.send({ type: "cancel" })) return false;
-  state.reply.cancelled = true;
+  if (!session.reply || session.reply.cancelled || !socket.send({ type: "cancel" })) return false;
+  replyCancelled();
   refresh();
   return true;
 }

@@ -2,9 +2,11 @@
 // to its handler, and reconnect as soon as the browser says it can.
 
 import { showReconnecting } from "./banner.js";
-import { socket, state } from "./context.js";
+import { socket } from "./context.js";
 import { onChunk, onReplyEnd, onReplyStart, onReset, onSession } from "./conversation.js";
 import { onError } from "./errors.js";
+import { Phase, connection } from "./phase.js";
+import { hello } from "./session.js";
 import { refresh } from "./status.js";
 
 const HANDLERS = {
@@ -14,15 +16,8 @@ const HANDLERS = {
 
 export function bindConnection() {
   socket.addEventListener("open", () => {
-    state.ready = false;
-    if (state.stored) {
-      state.sentLastSeq = state.appliedSeq;
-      socket.send({ type: "resume", session_id: state.stored.session_id, token: state.stored.token,
-                    last_seq: state.appliedSeq });
-    } else {
-      state.sentLastSeq = 0;
-      socket.send({ type: "open" });
-    }
+    connection.socketOpened();
+    socket.send(hello());
     refresh();
   });
 
@@ -33,25 +28,25 @@ export function bindConnection() {
   });
 
   socket.addEventListener("down", () => {
-    state.ready = false;
-    if (!state.stopped) showReconnecting();
+    connection.socketDown();
+    showReconnecting();
     refresh();
   });
 
   socket.addEventListener("state", () => refresh());
 
-  window.addEventListener("online", () => { if (!state.stopped) socket.reconnectNow(); });
+  window.addEventListener("online", () => { if (!connection.stopped) socket.reconnectNow(); });
   // The browser knows the network is gone before the heartbeat would: drop now, resume when back.
-  window.addEventListener("offline", () => { if (!state.stopped) socket.drop("browser offline"); });
+  window.addEventListener("offline", () => { if (!connection.stopped) socket.drop("browser offline"); });
   // Coming back to the tab, or to the page from the back/forward cache: try at once, not at the next backoff.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && !state.stopped) socket.reconnectNow();
+    if (document.visibilityState === "visible" && !connection.stopped) socket.reconnectNow();
   });
-  window.addEventListener("pageshow", () => { if (!state.stopped) socket.reconnectNow(); });
+  window.addEventListener("pageshow", () => { if (!connection.stopped) socket.reconnectNow(); });
 }
 
 export function connect() {
   socket.start();
   // A first connection that takes this long is worth explaining rather than a silent spinner.
-  setTimeout(() => { if (!state.everReady && !state.stopped) showReconnecting(); }, 2500);
+  setTimeout(() => { if (connection.phase === Phase.CONNECTING) showReconnecting(); }, 2500);
 }

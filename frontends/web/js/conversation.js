@@ -1,43 +1,30 @@
 // The conversation as the server streams it: session, reply_start, chunk, reply_end and reset.
 //
 // Invariant that makes reconnects lossless: the view shows exactly the stream frames with
-// seq <= state.appliedSeq. A resume sends last_seq = appliedSeq, so the server replays only the
+// seq <= session.appliedSeq. A resume sends last_seq = appliedSeq, so the server replays only the
 // frames after it. A reload starts with an empty view and appliedSeq = 0, so the whole in-flight
 // reply is replayed; completed turns come from the session frame's history either way.
 
 import { hideBanner, showBanner } from "./banner.js";
-import { remember, timesOf } from "./chats.js";
-import { socket, state, ui, view } from "./context.js";
+import { socket, ui, view } from "./context.js";
 import { ackPending, flush } from "./outbox.js";
+import { connection } from "./phase.js";
+import * as line from "./queue.js";
+import { adopt, extendReply, fresh, persist, redrawnReply, resync, session, setReply, switchTo } from "./session.js";
 import { refresh } from "./status.js";
-import { clearSession, saveSession } from "./store.js";
+import { remember, timesOf } from "./store.js";
 
 const PROTOCOL = 1;
 
 const roleOf = (turn) => (turn.role === "joey" ? "joey" : "user");
 const keyOf = (role, messageId) => `${role}:${messageId}`;
 
-function persist() {
-  if (state.stored) {
-    state.stored.last_seq = state.appliedSeq;
-    saveSession(state.stored);
-  }
-}
-
-/** Accept a frame's seq once: frames at or below what the view already shows are replays. */
-function fresh(frame) {
-  if (typeof frame.seq !== "number") return true;
-  if (frame.seq <= state.appliedSeq) return false;
-  state.appliedSeq = frame.seq;
-  return true;
-}
-
 /** Joey's bubble for the answer to `messageId`, under its question; a regenerated one replaces the old. */
 function startReply(messageId) {
-  if (state.reply) view.setState(state.reply.handle, "done");
+  if (session.reply) view.setState(session.reply.handle, "done");
   const old = ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(messageId)}"]`);
   if (old) old.remove();
-  state.reply = { messageId, text: "", handle: view.addMessage("joey", "", messageId, "streaming") };
+  setReply(messageId, view.addMessage("joey", "", messageId, "streaming"));
 }
 
 function renderedKeys() {
@@ -48,7 +35,7 @@ function renderedKeys() {
 /** A server newer than this page: stop, rather than misread its frames. */
 function refuseNewerProtocol(frame) {
   if (!(typeof frame.protocol === "number" && frame.protocol > PROTOCOL)) return false;
-  state.stopped = true;
+  connection.refused();
   socket.stop();
   showBanner("Joey's server was updated. Reload the page to keep chatting.",
              { label: "Reload", onClick: () => location.reload() });
@@ -61,15 +48,16 @@ function refuseNewerProtocol(frame) {
  * when this tab claimed to have seen a reply start it holds no bubble for: then ask again from 0.
  */
 function reconcileInFlight(frame, inFlight) {
-  const resumedHere = frame.resumed && state.stored?.session_id === frame.session_id;
-  const claimed = inFlight && inFlight.seq <= state.sentLastSeq;
-  const keep = Boolean(resumedHere && claimed && state.reply?.messageId === inFlight.message_id);
-  if (state.reply && !keep) {
-    view.remove(state.reply.handle);
-    state.reply = null;
+  const resumedHere = frame.resumed && session.stored?.session_id === frame.session_id;
+  const claimed = inFlight && inFlight.seq <= session.sentLastSeq;
+  const reply = session.reply;
+  const keep = Boolean(resumedHere && claimed && reply?.messageId === inFlight.message_id);
+  if (reply && !keep) {
+    view.remove(reply.handle);
+    setReply(null);
   }
   if (claimed && !keep) {
-    state.appliedSeq = 0;
+    resync();
     socket.drop("resync");
     return false;
   }
@@ -78,16 +66,15 @@ function reconcileInFlight(frame, inFlight) {
 
 /** Messages not yet answered go back in the queue (same ids), unless the server has them. */
 function requeueUnanswered(historyKeys) {
-  const item = state.pending;
-  state.pending = null;
+  const item = line.takePending();
   if (item?.regenerate) {
     // Whether the server got it cannot be told from history: dropping it never answers twice.
   } else if (item && !historyKeys.includes(keyOf("user", item.id))) {
-    state.queue.unshift(item);
+    line.putBack(item);
   } else if (item) {
     view.remove(item.handle); // the server has it: history shows it
   }
-  for (const queued of state.queue) if (queued.handle) view.remove(queued.handle);
+  for (const queued of line.queue.waiting) if (queued.handle) view.remove(queued.handle);
 }
 
 /**
@@ -97,39 +84,34 @@ function requeueUnanswered(historyKeys) {
 function renderHistory(history, historyKeys, sessionId) {
   const shown = renderedKeys();
   if (shown.length === historyKeys.length && shown.every((k, i) => k === historyKeys[i])) return;
-  const partial = state.reply;
+  const partial = session.reply;
   const times = timesOf(sessionId);
   view.clear();
   history.forEach((turn, i) => {
     view.addMessage(roleOf(turn), String(turn.text ?? ""), turn.message_id, "done", times[historyKeys[i]]);
   });
-  if (partial) partial.handle = view.addMessage("joey", partial.text, partial.messageId, "streaming");
+  if (partial) redrawnReply(view.addMessage("joey", partial.text, partial.messageId, "streaming"));
 }
 
 export function onSession(frame) {
   if (refuseNewerProtocol(frame)) return;
   const inFlight = frame.in_flight || null;
   if (!reconcileInFlight(frame, inFlight)) return;
-  state.stored = { session_id: frame.session_id, token: frame.token, last_seq: 0 };
-  state.maxChars = frame.limits?.max_message_chars ?? state.maxChars;
   const history = Array.isArray(frame.history) ? frame.history : [];
   const historyKeys = history.map((turn) => keyOf(roleOf(turn), turn.message_id));
   requeueUnanswered(historyKeys);
   renderHistory(history, historyKeys, frame.session_id);
-  for (const item of state.queue) {
+  for (const item of line.queue.waiting) {
     if (!item.regenerate) item.handle = view.addMessage("user", item.text, item.id, "queued", item.time);
   }
   // The reply still being written shows at once, under its question; its frames follow.
-  if (inFlight && !state.reply) startReply(inFlight.message_id);
+  if (inFlight && !session.reply) startReply(inFlight.message_id);
 
   // After a server restart the session's last_seq can be below ours: count from the server's.
-  state.appliedSeq = inFlight ? state.sentLastSeq : Number(frame.last_seq) || 0;
+  adopt(frame, inFlight ? session.sentLastSeq : Number(frame.last_seq) || 0);
   if (history.length) remember(frame.session_id, frame.token, { title: history.find((t) => roleOf(t) === "user")?.text });
-  state.ready = true;
-  state.everReady = true;
-  state.restarting = false;
+  connection.sessionStarted();
   socket.markHealthy();
-  persist();
   hideBanner();
   flush();
   refresh();
@@ -138,22 +120,21 @@ export function onSession(frame) {
 export function onReplyStart(frame) {
   if (!fresh(frame)) return;
   const item = ackPending(frame.message_id);
-  if (item && !item.regenerate) remember(state.stored?.session_id, state.stored?.token,
+  if (item && !item.regenerate) remember(session.stored?.session_id, session.stored?.token,
                                          { title: item.text, times: { [keyOf("user", item.id)]: item.time } });
-  if (state.reply?.messageId !== frame.message_id || frame.regenerate) startReply(frame.message_id);
+  if (session.reply?.messageId !== frame.message_id || frame.regenerate) startReply(frame.message_id);
   refresh();
 }
 
 export function onChunk(frame) {
   if (!fresh(frame)) return;
-  if (state.reply?.messageId !== frame.message_id) startReply(frame.message_id);
-  state.reply.text += String(frame.text ?? "");
-  view.setText(state.reply.handle, state.reply.text);
+  if (session.reply?.messageId !== frame.message_id) startReply(frame.message_id);
+  view.setText(session.reply.handle, extendReply(String(frame.text ?? "")));
 }
 
 /** A reply_end for a message resent after a drop: it was answered while we were away. */
 function isMissedAnswer(frame) {
-  return Boolean(frame.duplicate && state.pending && state.pending.id === frame.message_id);
+  return Boolean(frame.duplicate && line.queue.pending && line.queue.pending.id === frame.message_id);
 }
 
 export function onReplyEnd(frame) {
@@ -161,9 +142,9 @@ export function onReplyEnd(frame) {
   ackPending(frame.message_id);
   const text = String(frame.text ?? "");
   const shown = ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(frame.message_id)}"]`);
-  if (state.reply?.messageId !== frame.message_id && text && !shown) startReply(frame.message_id);
-  const reply = state.reply?.messageId === frame.message_id ? state.reply : null;
-  state.reply = null;
+  if (session.reply?.messageId !== frame.message_id && text && !shown) startReply(frame.message_id);
+  const reply = session.reply?.messageId === frame.message_id ? session.reply : null;
+  setReply(null);
   if (reply) finishReply(reply, frame, text);
   persist();
   flush();
@@ -183,15 +164,14 @@ function finishReply(reply, frame, text) {
   if (cancelled) view.setMeta(reply.handle, "Stopped");
   const now = Date.now();
   view.setTime(reply.handle, now);
-  remember(state.stored?.session_id, state.stored?.token, { times: { [keyOf("joey", frame.message_id)]: now } });
+  remember(session.stored?.session_id, session.stored?.token, { times: { [keyOf("joey", frame.message_id)]: now } });
 }
 
 export function onReset(frame) {
   if (!fresh(frame)) return;
   view.clear();
-  state.reply = null;
-  state.pending = null;
-  state.queue = []; // typed for the old conversation
+  setReply(null);
+  line.clear(); // typed for the old conversation
   persist();
   refresh();
   ui.input.focus();
@@ -202,19 +182,11 @@ export function onReset(frame) {
  * connection: one session per connection. Messages still waiting go back into the composer.
  */
 export function switchChat(stored) {
-  const waiting = [state.pending, ...state.queue].filter((item) => item && !item.regenerate).map((item) => item.text);
+  const waiting = line.clear().filter((item) => !item.regenerate).map((item) => item.text);
   if (waiting.length) ui.input.value = [...waiting, ui.input.value].filter(Boolean).join("\n");
-  state.stored = stored ? { ...stored, last_seq: 0 } : null;
-  if (state.stored) saveSession(state.stored);
-  else clearSession();
-  state.ready = false;
-  state.stopped = false;
-  state.takenOver = false;
-  state.reply = null;
-  state.pending = null;
-  state.queue = [];
-  state.appliedSeq = 0;
-  state.holdUntil = 0;
+  switchTo(stored);
+  connection.switchedChat();
+  line.holdTill(0);
   view.clear();
   hideBanner();
   socket.reconnect();

@@ -1,16 +1,18 @@
 // Error frames: what each one means for the session, the queue and the person reading.
 
 import { hideBanner, showBanner } from "./banner.js";
-import { socket, state, ui, view } from "./context.js";
+import { socket, ui, view } from "./context.js";
 import { editAction, flush, markFailed } from "./outbox.js";
+import { connection } from "./phase.js";
+import { holdTill, putBack, queue, takePending } from "./queue.js";
+import { forget, session } from "./session.js";
 import { refresh } from "./status.js";
-import { clearSession, forgetChat } from "./store.js";
 
 const seconds = (n) => `${n} s`;
 
 const ERROR_TEXT = {
   busy: () => "Joey is still answering. Your message will go out when he's done.",
-  message_too_long: () => `That message is too long. The limit is ${state.maxChars} characters.`,
+  message_too_long: () => `That message is too long. The limit is ${session.maxChars} characters.`,
   rate_limited: () => (left) => `Whoa, slow down! Your message goes out in ${seconds(left)}.`,
   server_busy: () => (left) => `Joey's got a lot of people to talk to right now. Your message goes out in ${seconds(left)}.`,
   server_restarting: () => "Joey's server is restarting. Reconnecting…",
@@ -50,12 +52,7 @@ function countdownNotice(render, until, kind) {
 /** The stored session is gone on the server: start a new chat on this connection; the queue stays. */
 function startOver() {
   const hadChat = ui.log.querySelector(".msg[data-state=done]") !== null;
-  if (state.stored) forgetChat(state.stored.session_id);
-  clearSession();
-  state.stored = null;
-  state.appliedSeq = 0;
-  state.sentLastSeq = 0;
-  state.reply = null;
+  forget();
   view.clear();
   if (hadChat) view.notice("Your previous chat has expired, so this is a new one.");
   socket.send({ type: "open" });
@@ -64,15 +61,12 @@ function startOver() {
 
 function takenOver() {
   // Never reconnect by ourselves here: two tabs would take the session from each other.
-  state.takenOver = true;
-  state.stopped = true;
-  state.ready = false;
+  connection.takenOver();
   socket.stop();
   showBanner("This chat is open in another tab or window.", {
     label: "Use it here",
     onClick: () => {
-      state.takenOver = false;
-      state.stopped = false;
+      connection.takeBack();
       hideBanner();
       socket.start();
       refresh();
@@ -83,8 +77,7 @@ function takenOver() {
 
 /** The server holds as many chats from this address as it allows: reopening one is the way on. */
 function tooManyChats() {
-  state.stopped = true;
-  state.ready = false;
+  connection.refused();
   socket.stop();
   showBanner("Joey's server is keeping too many of your chats already. Reopen one of them.", {
     label: "Your chats",
@@ -95,18 +88,17 @@ function tooManyChats() {
 
 /** The pending message (or regenerate) the error is about: back in the queue, or marked failed. */
 function settlePending(code, frame) {
-  const item = state.pending && frame.message_id === state.pending.id ? state.pending : null;
+  const item = queue.pending && frame.message_id === queue.pending.id ? takePending() : null;
   if (!item) return;
-  state.pending = null;
   if (!WAIT_AND_RESEND.has(code)) {
     markFailed(item);
     return;
   }
-  state.queue.unshift(item);
+  putBack(item);
   if (item.handle) view.setState(item.handle, "queued");
   if (code !== "busy") {
     const wait = Math.max(1, Number(frame.retry_after) || 1) * 1000;
-    state.holdUntil = Date.now() + wait;
+    holdTill(Date.now() + wait);
     if (item.handle) view.setMeta(item.handle, "Waiting to send", editAction(item));
   }
 }
@@ -122,7 +114,7 @@ export function onError(frame) {
     return;
   }
   if (code === "server_restarting") {
-    state.restarting = true;
+    connection.restartAnnounced();
     socket.expectRestart();
   }
   settlePending(code, frame);
@@ -130,7 +122,7 @@ export function onError(frame) {
   const text = describe ? describe(frame) : String(frame.message || "Something went wrong.");
   const kind = WARNINGS.has(code) ? "warn" : "error";
   const retryAt = Date.now() + Math.max(1, Number(frame.retry_after) || 1) * 1000;
-  if (typeof text === "function") countdownNotice(text, Math.max(state.holdUntil, retryAt), kind);
+  if (typeof text === "function") countdownNotice(text, Math.max(queue.holdUntil, retryAt), kind);
   else view.notice(text, kind);
   flush();
   refresh();

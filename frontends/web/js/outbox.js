@@ -1,8 +1,11 @@
 // Outgoing messages. One message at a time (protocol: busy, not a queue): what the user sends
-// while Joey answers, or while the connection is down, waits here and goes out after the reply_end.
-// A regenerate request waits in the same line, so it never overtakes (or is overtaken by) a message.
+// while Joey answers, or while the connection is down, waits in line (queue.js) and goes out
+// after the reply_end. A regenerate request waits in the same line, so it never overtakes (or is
+// overtaken by) a message.
 
-import { socket, state, ui, view } from "./context.js";
+import { socket, ui, view } from "./context.js";
+import { connection } from "./phase.js";
+import { add, awaiting, queue, sendNext, takePending, withdraw } from "./queue.js";
 import { refresh } from "./status.js";
 
 function newId() {
@@ -17,7 +20,7 @@ export function editAction(item) {
   return {
     label: "Edit",
     onClick: () => {
-      state.queue = state.queue.filter((q) => q !== item);
+      withdraw(item);
       view.remove(item.handle);
       ui.input.value = ui.input.value ? `${item.text}\n${ui.input.value}` : item.text;
       refresh();
@@ -35,22 +38,21 @@ export function markFailed(item) {
 export function enqueue(text) {
   const id = newId();
   const item = { id, text, time: Date.now(), handle: view.addMessage("user", text, id, "queued", Date.now()) };
-  state.queue.push(item);
+  add(item);
   flush();
-  if (state.queue.includes(item)) view.setMeta(item.handle, state.ready ? "Waiting for Joey" : "Waiting for the connection");
+  if (queue.waiting.includes(item)) view.setMeta(item.handle, connection.ready ? "Waiting for Joey" : "Waiting for the connection");
 }
 
 /** Ask for a new answer to the user message `messageId` (it must be the last one). */
 export function enqueueRegenerate(messageId) {
-  state.queue.push({ id: messageId, regenerate: true, handle: null });
+  add({ id: messageId, regenerate: true, handle: null });
   flush();
 }
 
 export function flush() {
-  if (!state.ready || state.awaiting || !state.queue.length) return;
-  if (Date.now() < state.holdUntil) return; // rate limited: a timer calls flush() again
-  const item = state.queue.shift();
-  state.pending = item;
+  if (!connection.ready || awaiting() || !queue.waiting.length) return;
+  if (Date.now() < queue.holdUntil) return; // rate limited: a timer calls flush() again
+  const item = sendNext();
   if (item.regenerate) {
     socket.send({ type: "regenerate", message_id: item.id });
   } else {
@@ -63,12 +65,10 @@ export function flush() {
 
 /** The server took the pending message (its reply started or ended): returns it, or null. */
 export function ackPending(messageId) {
-  const item = state.pending;
-  if (!item || item.id !== messageId) return null;
-  if (item.handle) {
+  const item = takePending(messageId);
+  if (item?.handle) {
     view.setState(item.handle, "done");
     view.setMeta(item.handle, "");
   }
-  state.pending = null;
   return item;
 }

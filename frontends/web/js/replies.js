@@ -1,7 +1,8 @@
 // The buttons under Joey's replies: copy the text, or ask for another answer (regenerate).
 
-import { replyActions, state, view } from "./context.js";
+import { replyActions, view } from "./context.js";
 import { enqueueRegenerate } from "./outbox.js";
+import { awaiting, queue } from "./queue.js";
 import { refresh } from "./status.js";
 
 const CONFIRM_MS = 1500;
@@ -29,7 +30,7 @@ async function copy(handle) {
 
 function regenerate(handle) {
   // Only the latest reply, and only while nothing else is going on: the server answers the last message.
-  if (handle.row.dataset.latest === undefined || state.awaiting || state.queue.length) return;
+  if (handle.row.dataset.latest === undefined || awaiting() || queue.waiting.length) return;
   enqueueRegenerate(handle.row.dataset.messageId);
   view.setMeta(handle, "");
   refresh();

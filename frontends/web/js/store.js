@@ -72,3 +72,17 @@ export function saveChat(sessionId, token, fields = {}) {
 export function forgetChat(sessionId) {
   write(CHATS_KEY, listChats().filter((c) => c.session_id !== sessionId));
 }
+
+/** Note activity in a chat: its title (the first thing the user said) and when messages were said. */
+export function remember(sessionId, token, { title, times } = {}) {
+  if (!sessionId || !token) return;
+  const known = findChat(sessionId);
+  const fields = { title: known?.title || String(title ?? "").slice(0, 200) };
+  if (times) Object.assign(fields, { times, updated: Date.now() });
+  saveChat(sessionId, token, fields);
+}
+
+/** When each message of a chat was said, as far as this browser saw it: {"user:ID": ms, "joey:ID": ms}. */
+export function timesOf(sessionId) {
+  return findChat(sessionId)?.times || {};
+}
