@@ -5,6 +5,8 @@
   (``max_batch`` replies decode at once). A refusal now beats an answer in minutes.
 - ``too_many_sessions``: one client address holds ``max_sessions_per_client`` sessions.
 - ``server_full``: the server holds ``max_sessions`` sessions.
+- ``invalid_field``: a frontend's sampling parameters do not validate. They are capped first: a
+  reply longer than the server's ``max_new_tokens`` is never made.
 
 The hub is the only submitter to the engine, so it counts the queue itself: replies in flight
 beyond ``max_batch`` are waiting. None of these checks has a side effect unless it admits.
@@ -12,15 +14,19 @@ beyond ``max_batch`` are waiting. None of these checks has a side effect unless 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
+from collections.abc import Collection
 
 from backend import protocol as p
 from backend.config import Config
+from backend.relay import LocalRelay, RateWindowed, Relay
 from backend.session import Session
+from model.sampling import GenerationParams
 
 # A first guess of how long one reply holds an engine slot, until replies have been measured.
 INITIAL_REPLY_S = 5.0
+LOCAL = LocalRelay()  # keeps nothing itself: a window lives in its session's sent_times
 
 
 class Admission:
@@ -40,33 +46,38 @@ class Admission:
             raise p.ProtocolError(p.ErrorCode.SERVER_BUSY, f"Joey has a queue; try again in {retry:.0f} s",
                                   message_id, retry_after=retry)
 
-    def check_rate(self, session: Session, message_id: str | None, relay=None) -> None:
-        """Refuse or count one message of ``session`` against its rate window (on every replica
-        together when a ``relay`` shares it)."""
-        window = self.config.rate_limit_window_s
-        if relay is not None:
-            now = time.time()
-            sent = relay.sent_times(session.id, now, window)
-        else:
-            now = time.monotonic()
-            while session.sent_times and session.sent_times[0] <= now - window:
-                session.sent_times.popleft()
-            sent = session.sent_times
+    def check_rate(self, session: RateWindowed, message_id: str | None,
+                   relay: LocalRelay | Relay | None = None) -> None:
+        """Refuse or count one message of ``session`` against its rate window, kept by ``relay``
+        (on every replica together when it is Redis's; None: this replica's alone)."""
+        relay = relay or LOCAL
+        window, now = self.config.rate_limit_window_s, relay.now()
+        sent = relay.sent_times(session, now, window)
         if len(sent) >= self.config.rate_limit_messages:
             retry = min(sent) + window - now
             raise p.ProtocolError(p.ErrorCode.RATE_LIMITED, f"too many messages; retry in {retry:.0f} s",
                                   message_id, retry_after=max(0.0, retry))
-        if relay is not None:
-            relay.count_sent(session.id, now, window)
-        else:
-            session.sent_times.append(now)
+        relay.count_sent(session, now, window)
 
-    def check_sessions(self, total: int, of_client: int) -> None:
+    def capped(self, params: GenerationParams, message_id: str | None) -> GenerationParams:
+        """``params`` within the server's max_new_tokens, or an invalid_field refusal."""
+        # The context was checked at start-up against the server's max_new_tokens: no request goes past it.
+        longest = min(params.max_new_tokens, self.config.max_new_tokens)
+        params = dataclasses.replace(params, max_new_tokens=longest, min_new_tokens=min(params.min_new_tokens, longest))
+        try:
+            params.validate()
+        except ValueError as exc:
+            raise p.ProtocolError(p.ErrorCode.INVALID_FIELD, str(exc), message_id) from None
+        return params
+
+    def check_sessions(self, sessions: Collection[Session], client: str | None) -> None:
+        """May ``client`` (None: an in-process frontend, which speaks for many people) open one more?"""
+        of_client = 0 if client is None else sum(1 for s in sessions if s.client == client)
         if of_client >= self.config.max_sessions_per_client:
             raise p.ProtocolError(p.ErrorCode.TOO_MANY_SESSIONS,
                                   "this address holds too many sessions; resume one instead of opening more",
                                   retry_after=self.config.fresh_session_idle_s)
-        if total >= self.config.max_sessions:
+        if len(sessions) >= self.config.max_sessions:
             raise p.ProtocolError(p.ErrorCode.SERVER_FULL, "too many sessions; try again later", retry_after=60)
 
     def reply_ended(self, duration_s: float) -> None:

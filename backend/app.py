@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import hmac
 import ipaddress
 import logging
@@ -19,12 +18,13 @@ from starlette.websockets import WebSocket
 
 from backend.config import Config
 from backend.hub import Hub
-from backend.logs import use_json_logs
+from backend.logs import redact_query_strings, use_json_logs
 from backend.metrics import CONTENT_TYPE, Metrics
 from backend.plugins import load_frontends, load_routes
 from backend.shutdown import GracefulShutdown
 from backend.store import open_store
 from backend.websocket import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, serve_connection
+from model import heap
 from model.generator import Generator, JoeyGenerator
 
 log = logging.getLogger("joey.app")
@@ -63,16 +63,9 @@ def load_generator(config: Config) -> JoeyGenerator:
             first_token_timeout_s=config.engine_first_token_timeout_s, token_timeout_s=config.engine_token_timeout_s,
             retries=config.engine_retries, retry_backoff_s=config.engine_retry_backoff_s,
             health_interval_s=config.engine_health_interval_s)
-        return JoeyGenerator.remote(base_urls(config.engine_url), files.base, context=config.context_tokens,
-                                    sentence_holdback=config.sentence_holdback, character=config.character(),
-                                    settings=settings)
-    return JoeyGenerator.load(files.base, files.adapter or None, max_batch=config.max_batch,
-                              threads=config.engine_threads or files.engine_threads, context=config.context_tokens,
-                              dtype=config.engine_dtype, compile=config.engine_compile,
-                              prefill_chunk=config.prefill_chunk or files.prefill_chunk,
-                              sentence_holdback=config.sentence_holdback,
-                              prefix_cache=config.prefix_cache, character=config.character(),
-                              process=config.engine_process)
+        return JoeyGenerator.remote(base_urls(config.engine_url), files.base, config.engine_options(),
+                                    config.character(), settings)
+    return JoeyGenerator.load(files.base, files.adapter or None, config.engine_options(), config.character(), files)
 
 
 def origin_allowed(websocket: WebSocket, config: Config) -> bool:
@@ -112,11 +105,13 @@ def api_key_ok(websocket: WebSocket, config: Config) -> bool:
 def create_app(config: Config, generator: Generator | None = None) -> Starlette:
     connections: set[WebSocket] = set()
     metrics = Metrics()
+    redact_query_strings()
     if config.log_format == "json":
         use_json_logs()
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        redact_query_strings()  # again: uvicorn configured its loggers after create_app
         if config.log_format == "json":  # again: uvicorn set its own formatters after create_app
             use_json_logs()
         gen = generator or await asyncio.to_thread(load_generator, config)
@@ -141,12 +136,11 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         for frontend in frontends:
             await frontend.start()
         app.state.frontends = {frontend.name: frontend for frontend in frontends}  # their HTTP routes answer now
-        gc.collect()  # start-up's objects last as long as the server: out of full collections (model/engine.py)
-        gc.freeze()
+        heap.hold()  # start-up's objects last as long as the server
         try:
             yield
         finally:
-            gc.unfreeze()
+            heap.release()
             shutdown.uninstall()
             app.state.frontends = {}
             for frontend in reversed(frontends):

@@ -10,13 +10,22 @@ module imports none of them by name.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
 from backend.plugins import COMMANDS, available
 
 
+HELP_WIDTH = 100  # --help lines never run longer, however wide the terminal
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, width=min(HELP_WIDTH, shutil.get_terminal_size().columns))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="joey", description="Joey Chat: talk with Joey Tribbiani.")
+    parser = argparse.ArgumentParser(prog="joey", description="Joey Chat: talk with Joey Tribbiani.",
+                                     formatter_class=_formatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, entry in sorted(available(COMMANDS).items()):
         try:
@@ -27,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             raise
         doc = (command.__doc__ or "").strip()
-        p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None)
+        p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, formatter_class=_formatter)
         command.add_arguments(p)
         p.set_defaults(func=command.run)
     args = parser.parse_args(argv)

@@ -12,12 +12,14 @@ import os
 from dataclasses import dataclass
 
 from model.character import Character, default_character
+from model.engine_options import EngineOptions
 from model.options import opt, parse_bool, parser_for
 from model.presets import Preset, describe_presets, resolve
 from model.sampling import GenerationParams
 
-# The sampling defaults live in one place, chosen by measurement (docs/MODEL.md).
+# The sampling and engine defaults live in one place each (model/): read, never restated.
 _SAMPLING = GenerationParams()
+_ENGINE = EngineOptions()
 
 
 @dataclass
@@ -27,16 +29,16 @@ class Config:
     model: str = opt("smollm2", "model preset: " + describe_presets())
     base_model: str = opt("", "base model override: a local directory or a hub id ('' = the preset's)")
     adapter: str = opt("", "LoRA adapter override: a local directory or a hub id ('' = the preset's, 'none' = no adapter)")
-    max_batch: int = opt(16, "requests decoded together in one engine step; each slot holds a KV cache of context_tokens: SmolLM2 22.5 KiB/token in bf16 (11.25 MiB/slot at 512), mini 4 KiB, fp32 doubles both")
-    engine_threads: int = opt(0, "torch threads of the engine's passes (a compiled step of one row runs on one); 0 = the preset's: 2 for smollm2, whose batched passes share well, 1 for mini, whose short ones wait on the core the event loop uses")
-    context_tokens: int = opt(1024, "prompt + reply token budget (capped by the model's context); the system prompt with the character sheet takes about 430 of it, and the oldest turns go first")
-    character_card: str = opt("", "the character sheet file that opens every prompt ('' = characters/joey.md; docs/MODEL.md)")
-    engine_dtype: str = opt("auto", "decode dtype: auto (fp32 on a CPU without bf16 kernels, such as AVX2-only; else time bf16 and fp32 at start-up and keep the faster), bf16 or fp32")
-    engine_compile: bool = opt(False, "torch.compile the decode step and prefill pass during warm-up (a one-reply step: mini 5.7x faster, SmolLM2 2x at its two threads), traced again at every start, its C++ cached on disk after the first: mini ready in about 105 s then 63 s, SmolLM2 in about 7 then 5.5 minutes (docs/operations.md)")
-    engine_process: bool = opt(True, "run the engine in a child process of its own, so the event loop and the engine never wait for one GIL (mini at 64 sessions: 3,591 against 2,621 tokens/s, docs/benchmarks.md); false keeps it on a thread of the server process")
-    prefill_chunk: int = opt(0, "positions (prompt rows x the longest) one engine step may prefill while replies decode, or one per request in the engine if more, so a long prompt never stalls running replies; 0 = the preset's: 32 for smollm2, 64 for mini")
-    prefix_cache: int = opt(32, "KV-cache slots that keep finished conversations, so a session's next message prefills only what is new; each costs what a max_batch slot does")
-    sentence_holdback: int = opt(16, "the last tokens before max_new_tokens stream whole sentences only, so a reply cut by the limit ends at a sentence end (0 = off)")
+    max_batch: int = opt(_ENGINE.max_batch, "requests decoded together in one engine step; each holds a KV cache (docs/operations.md)")
+    engine_threads: int = opt(_ENGINE.threads, "torch threads of the engine's passes; 0 = the preset's (smollm2 2, mini 1)")
+    context_tokens: int = opt(_ENGINE.context, "prompt + reply token budget, the sheet included; the oldest turns go first")
+    character_card: str = opt("", "the character sheet that opens every prompt ('' = characters/joey.md)")
+    engine_dtype: str = opt(_ENGINE.dtype, "decode dtype: auto (fp32 without bf16 kernels, else the faster of the two), bf16, fp32")
+    engine_compile: bool = opt(_ENGINE.compile, "torch.compile the decode and prefill passes at warm-up (minutes; docs/operations.md)")
+    engine_process: bool = opt(_ENGINE.process, "run the engine in a child process, so the event loop and it never share a GIL")
+    prefill_chunk: int = opt(_ENGINE.prefill_chunk, "prompt positions one step may prefill while replies decode; 0 = the preset's")
+    prefix_cache: int = opt(_ENGINE.prefix_cache, "KV-cache slots that keep finished conversations for their next message")
+    sentence_holdback: int = opt(_ENGINE.sentence_holdback, "the last tokens before max_new_tokens stream whole sentences only (0 = off)")
     engine_url: str = opt("", "engines serving the adapter: OpenAI base URLs, comma-separated, e.g. http://HOST:8000/v1 ('' = ours)")
     engine_model: str = opt("joey", "the name the engines serve the Joey adapter under (vLLM: --lora-modules joey=DIR)")
     engine_api_key: str = opt("", "key sent to the engines as a Bearer token (vLLM's --api-key); set it in the environment")
@@ -55,7 +57,7 @@ class Config:
     max_message_chars: int = opt(1000, "longest user message, in characters (error message_too_long)")
     max_name_chars: int = opt(32, "longest display name a client may give")
     max_frame_bytes: int = opt(65536, "largest WebSocket frame; bigger ones close the connection with 1009")
-    ws_compression: bool = opt(False, "offer permessage-deflate; off because a chunk frame is about 80 bytes, and compressing each cost a tenth of the event loop's time at 64 sessions for a few bytes saved")
+    ws_compression: bool = opt(False, "offer permessage-deflate (off: chunk frames are tiny; docs/operations.md)")
     max_history_turns: int = opt(50, "turns kept per session (older ones are dropped)")
     max_sessions: int = opt(10000, "sessions held at once (error server_full beyond)")
     max_sessions_per_client: int = opt(50, "sessions one client address may hold (error too_many_sessions beyond)")
@@ -69,7 +71,7 @@ class Config:
     rate_limit_window_s: float = opt(60.0, "the rate-limit window (error rate_limited beyond)")
     dedupe_window: int = opt(256, "recent message ids remembered per session, so a resend is not answered twice")
     send_timeout_s: float = opt(10.0, "a client that does not read for this long is disconnected")
-    ping_interval_s: float = opt(20.0, "WebSocket keepalive pings this often; a ping waits behind all unread data, so it also times a slow reader (0 = off)")
+    ping_interval_s: float = opt(20.0, "WebSocket keepalive pings this often; also times a slow reader (0 = off)")
     ping_timeout_s: float = opt(20.0, "a client that has not answered a ping within this long is closed with 1008 (0 = wait forever)")
     allowed_origins: str = opt("", "comma-separated Origins allowed besides the server's own; '*' = any")
     api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
@@ -78,11 +80,11 @@ class Config:
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
     openai: bool = opt(False, "also serve the OpenAI-compatible chat API at /v1 (same as --frontends openai; docs/openai.md)")
-    openai_keys: str = opt("", "comma-separated keys the /v1 API requires (Authorization: Bearer KEY); set them in the environment, where ps cannot see them; '' = no keys, and /v1 answers loopback clients only")
-    openai_max_body_bytes: int = opt(1048576, "largest /v1 request body, in bytes (413 beyond); a client sends the whole conversation every time, and only its newest turns fit context_tokens")
-    openai_max_messages: int = opt(1000, "most messages in one /v1 request (413 beyond); only the newest that fit context_tokens reach the model")
-    openai_max_message_chars: int = opt(8000, "longest earlier message or system note in a /v1 request (413 beyond): room for a client's scenario prompt; the last user message keeps max_message_chars")
-    openai_rate_limit_messages: int = opt(60, "/v1 requests per key (per client address without keys) per rate_limit_window_s (429 beyond); a key often serves several people")
+    openai_keys: str = opt("", "comma-separated keys /v1 requires (Bearer); '' = none, and loopback clients only")
+    openai_max_body_bytes: int = opt(1048576, "largest /v1 request body, in bytes (413 beyond)")
+    openai_max_messages: int = opt(1000, "most messages in one /v1 request (413 beyond)")
+    openai_max_message_chars: int = opt(8000, "longest earlier message or system note in a /v1 request (413 beyond)")
+    openai_rate_limit_messages: int = opt(60, "/v1 requests per key (per address without keys) per rate window (429 beyond)")
     shutdown_grace_s: float = opt(5.0, "on SIGTERM, time to tell clients and end replies before the sockets close")
     log_level: str = opt("info", "debug, info, warning or error")
     log_format: str = opt("text", "'text' or 'json' (one JSON object per line, with session ids, no secrets)")
@@ -91,6 +93,13 @@ class Config:
         """The base and adapter to load: the preset's, with any override applied."""
         return resolve(self.model, self.base_model, None if self.adapter == "" else
                        ("" if self.adapter == "none" else self.adapter))
+
+    def engine_options(self) -> EngineOptions:
+        """The engine's options, built once and passed whole (zeros mean the preset's)."""
+        return EngineOptions(max_batch=self.max_batch, threads=self.engine_threads, context=self.context_tokens,
+                             dtype=self.engine_dtype, compile=self.engine_compile, prefill_chunk=self.prefill_chunk,
+                             sentence_holdback=self.sentence_holdback, prefix_cache=self.prefix_cache,
+                             process=self.engine_process)
 
     def character(self) -> Character:
         """The character whose sheet opens every prompt (raises CardError for a bad file)."""

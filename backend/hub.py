@@ -21,23 +21,24 @@ Rules (docs/protocol.md):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 import logging
 import time
 from collections.abc import Iterable
 
-from backend import expiry, replicas
+from backend import expiry
 from backend import protocol as p
 from backend.admission import Admission
 from backend.config import Config
 from backend.metrics import Metrics
-from backend.session import LIVE, Reply, ReplyState, Session, SessionState
+from backend.relay import LocalRelay, Relay
+from backend.replicas import Replicas
+from backend.session import LIVE, Reply, ReplyState, Session
 from model.generator import Generator
 from model.prompt import DEFAULT_USER_NAME
 from model.sampling import GenerationParams
 
-__all__ = ["Hub", "Session", "SessionState", "Reply", "ReplyState"]
+__all__ = ["Hub", "Session", "Reply", "ReplyState"]
 
 log = logging.getLogger("joey.hub")
 
@@ -56,7 +57,16 @@ class Hub:
         )
         self._reaper: asyncio.Task | None = None
         self.stopping = False  # set by stop(): no new sessions or replies, clients are told to come back
-        self.relay = None  # backend/relay.py, with several replicas (state_url): set by the app
+        self.replicas = Replicas(self.sessions, store, config, self._save, self._error)
+
+    @property
+    def relay(self) -> LocalRelay | Relay:
+        """backend/relay.py: a LocalRelay, or Redis's that the app sets with several replicas (state_url)."""
+        return self.replicas.relay
+
+    @relay.setter
+    def relay(self, relay: LocalRelay | Relay) -> None:
+        self.replicas.relay = relay
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -72,9 +82,7 @@ class Hub:
         self.stopping = True
         if self._reaper:
             self._reaper.cancel()
-        for session in self.sessions.values():  # replies relayed from elsewhere go on there
-            if session.answering and session.reply.relayed:
-                session.reply.handed_off = True
+        self.replicas.let_go()
         await self._end_replies(list(self.sessions.values()), timeout or self.config.shutdown_grace_s)
         restarting = p.error(p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon"))
         for session in list(self.sessions.values()):  # each was saved when it last changed
@@ -88,22 +96,17 @@ class Hub:
         """A new session, its history starting with ``history`` (turns as in ``Session.history``).
         ``kept=False``: a stateless frontend's, never written to the store nor relayed."""
         self._refuse_if_stopping()
-        of_client = self._sessions_of(client)
-        if of_client >= self.config.max_sessions_per_client or len(self.sessions) >= self.config.max_sessions:
+        try:
+            self.admission.check_sessions(self.sessions.values(), client)
+        except p.ProtocolError:  # at a bound: expired sessions make room before anyone is refused
             self.reap()
-            of_client = self._sessions_of(client)
-        self.admission.check_sessions(len(self.sessions), of_client)
+            self.admission.check_sessions(self.sessions.values(), client)
         session = Session(name or DEFAULT_USER_NAME, self.config.max_history_turns, client)
         session.history.extend(history)
         session.kept = kept
         self.sessions[session.id] = session
         self.metrics.sessions.set(len(self.sessions))
         return session  # saved once something is said: an abandoned open costs no disk
-
-    def _sessions_of(self, client: str | None) -> int:
-        if client is None:  # in-process frontends (Telegram) speak for many people
-            return 0
-        return sum(1 for s in self.sessions.values() if s.client == client)
 
     def close(self, session: Session) -> None:
         """Forget ``session`` now, as a stateless frontend does when its request ends: a reply in
@@ -117,18 +120,17 @@ class Hub:
 
     def resume(self, session_id: str, token: str) -> Session:
         self._refuse_if_stopping()
-        session = replicas.shared_copy(self, session_id) or self.sessions.get(session_id)
+        session = self.replicas.shared_copy(session_id) or self.sessions.get(session_id)
         # Compare in constant time, and say the same thing for every failure: no oracle.
         if session is None or not hmac.compare_digest(session.token.encode(), token.encode()):
             raise p.ProtocolError(p.ErrorCode.RESUME_REFUSED, "unknown or expired session, or wrong token")
         session.touch()
-        if self.relay is not None:
-            replicas.resumed(self, session)
+        self.replicas.resumed(session)
         return session
 
     def on_control(self, action: str, session_id: str) -> None:
         """A message from another replica (backend/replicas.py)."""
-        replicas.on_control(self, action, session_id)
+        self.replicas.on_control(action, session_id)
 
     def attach(self, session: Session, outbox: asyncio.Queue, last_seq: int | None = None) -> None:
         """Route the session's frames to ``outbox``, starting with the session frame.
@@ -140,14 +142,10 @@ class Hub:
         if session.outbox is not None and session.outbox is not outbox:
             session.deliver(self._error(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere"))
         session.outbox = outbox
-        if session.orphan_timer:
-            session.orphan_timer.cancel()
-            session.orphan_timer = None
+        session.adopt_reply()
         outbox.put_nowait(self.snapshot(session, resumed=last_seq is not None))
-        if session.answering:
-            for frame in session.reply.frames:
-                if frame["seq"] > (last_seq or 0):
-                    outbox.put_nowait(frame)
+        for frame in session.frames_after(last_seq):
+            outbox.put_nowait(frame)
 
     def detach(self, session: Session, outbox: asyncio.Queue) -> None:
         if session.outbox is not outbox:
@@ -182,7 +180,7 @@ class Hub:
         if message_id in session.answered:  # answered before: repeat the result, do not generate again
             session.deliver({**session.answered[message_id], "duplicate": True})
             return
-        params = self._capped(params, message_id)
+        params = self.params if params is None else self.admission.capped(params, message_id)
         self._admit(session, message_id)
         turn = {"role": "user", "text": text, "message_id": message_id}
         session.history.append({**turn, "name": name} if name else turn)
@@ -228,24 +226,10 @@ class Hub:
         self.admission.check_capacity(len(self.replies), message_id)
         self.admission.check_rate(session, message_id, self.relay)
 
-    def _capped(self, params: GenerationParams | None, message_id: str) -> GenerationParams:
-        if params is None:
-            return self.params
-        # The context was checked at start-up against the server's max_new_tokens: no request goes past it.
-        longest = min(params.max_new_tokens, self.params.max_new_tokens)
-        params = dataclasses.replace(params, max_new_tokens=longest, min_new_tokens=min(params.min_new_tokens, longest))
-        try:
-            params.validate()
-        except ValueError as exc:
-            raise p.ProtocolError(p.ErrorCode.INVALID_FIELD, str(exc), message_id) from None
-        return params
-
     def _start(self, session: Session, reply: Reply, params: GenerationParams | None = None) -> None:
         session.reply = reply
         self.replies.add(reply)
         start = p.reply_start(session.next_seq(), reply.message_id)
-        if self.relay is not None:
-            self._save(session)  # followers on other replicas read the user's turn from the store
         self._publish(session, {**start, "regenerate": True} if reply.regenerate else start)
         self.metrics.reply_started(len(self.replies), self.admission.queued(len(self.replies)))
         reply.task = asyncio.get_running_loop().create_task(self._generate(session, reply, params or self.params))
@@ -283,16 +267,12 @@ class Hub:
         if text:
             session.history.append({"role": "joey", "text": text, "message_id": reply.message_id})
         end = p.reply_end(session.next_seq(), reply.message_id, text, finish, tokens)
-        session.answered[reply.message_id] = end
-        session.answered.move_to_end(reply.message_id)
-        while len(session.answered) > self.config.dedupe_window:
-            session.answered.popitem(last=False)
+        session.remember(end, self.config.dedupe_window)
         session.touch()
         self.admission.reply_ended(time.monotonic() - reply.started)
         self.metrics.reply_ended(finish, tokens, len(self.replies))
         self._save(session)
-        if self.relay is not None and session.kept:  # after the save: a follower reads the finished session
-            replicas.publish(self, session, end)
+        self.replicas.publish(session, end)  # after the save: a follower reads the finished session
         session.deliver(end)
 
     async def _end_replies(self, sessions: list[Session], timeout: float) -> None:
@@ -321,8 +301,7 @@ class Hub:
     def _publish(self, session: Session, frame: dict) -> None:
         if frame["type"] in ("reply_start", "chunk") and session.reply is not None:
             session.reply.frames.append(frame)
-            if self.relay is not None and session.kept:  # an unkept session has no follower
-                replicas.publish(self, session, frame)
+            self.replicas.publish(session, frame)
         session.deliver(frame)
 
     def _save(self, session: Session) -> None:

@@ -9,8 +9,33 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# A query string can hold a key (``/ws?api_key=…``, the documented way for browsers): uvicorn's
+# access lines show whole paths, so every query is cut before any handler sees the record.
+_QUERY = re.compile(r"\?[^\s\"']*")
+REDACTED = "?[redacted]"
+
+
+def redact(text: str) -> str:
+    return _QUERY.sub(REDACTED, text)
+
+
+class RedactQueryStrings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str) and not record.args:
+            record.msg = redact(record.msg)
+        return True
+
+
+def redact_query_strings() -> None:
+    """Install the filter on uvicorn's loggers (once; the app may be created many times)."""
+    for logger in map(logging.getLogger, UVICORN_LOGGERS):
+        if not any(isinstance(f, RedactQueryStrings) for f in logger.filters):
+            logger.addFilter(RedactQueryStrings())
 
 
 class JsonFormatter(logging.Formatter):

@@ -12,6 +12,9 @@ Keys and channels (next to backend/redis_store.py's ``joey:session:<id>``):
   every replica together.
 - ``joey:control``: pub/sub to all replicas: ``cancel`` (stop your reply of session X) and
   ``takeover`` (a client resumed session X elsewhere: tell your connection and let go).
+
+A server alone has a :class:`LocalRelay`: the same interface, with nothing to relay and each
+session's rate window kept in memory, so the hub has one code path for one replica or many.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import asyncio
 import json
 import logging
 import secrets
+import time
+from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger("joey.relay")
 
@@ -28,7 +34,52 @@ LIVE, FRAMES, CONTROL, SENT = "joey:live:", "joey:frames:", "joey:control", "joe
 LIVE_TTL_MS = 3_600_000  # a crashed owner's live list does not outlive an hour
 
 
+class RateWindowed(Protocol):
+    """What a rate window is kept for: a session, or the OpenAI API's caller."""
+
+    id: str
+    sent_times: deque[float]
+
+
+class LocalRelay:
+    """One replica: no frame leaves it, and a session's rate window is its own ``sent_times``."""
+
+    shared = False  # as store.shared: no other replica reads what this one writes
+
+    def published(self, session_id: str, frame: dict) -> None:
+        pass
+
+    def live_frames(self, session_id: str) -> list[dict]:
+        return []
+
+    async def follow(self, session_id: str, after_seq: int, deliver: Callable[[dict], None]) -> dict | None:
+        return None
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()  # one process: a clock that never jumps
+
+    def sent_times(self, session: RateWindowed, now: float, window_s: float) -> list[float]:
+        while session.sent_times and session.sent_times[0] <= now - window_s:
+            session.sent_times.popleft()
+        return list(session.sent_times)
+
+    def count_sent(self, session: RateWindowed, now: float, window_s: float) -> None:
+        session.sent_times.append(now)
+
+    def send(self, action: str, session_id: str) -> None:
+        pass
+
+    def start(self, on_control: Callable[[str, str], None]) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
 class Relay:
+    shared = True  # other replicas follow its replies, reading their sessions from the shared store
+
     def __init__(self, url: str):
         import redis
         import redis.asyncio
@@ -89,16 +140,20 @@ class Relay:
             await pubsub.aclose()
 
     # --- a session's rate window, shared ------------------------------------------------------
-    def sent_times(self, session_id: str, now: float, window_s: float) -> list[float]:
+    @staticmethod
+    def now() -> float:
+        return time.time()  # replicas on several machines share one window: the wall clock
+
+    def sent_times(self, session: RateWindowed, now: float, window_s: float) -> list[float]:
         """Wall-clock times of the session's messages within the window, on every replica."""
-        key = SENT + session_id
+        key = SENT + session.id
         pipe = self.sync.pipeline()
         pipe.zremrangebyscore(key, "-inf", now - window_s)
         pipe.zrange(key, 0, -1, withscores=True)
         return [score for _, score in pipe.execute()[1]]
 
-    def count_sent(self, session_id: str, now: float, window_s: float) -> None:
-        key = SENT + session_id
+    def count_sent(self, session: RateWindowed, now: float, window_s: float) -> None:
+        key = SENT + session.id
         pipe = self.sync.pipeline()
         pipe.zadd(key, {f"{now:.6f}-{secrets.token_hex(4)}": now})
         pipe.pexpire(key, max(1, int(window_s * 1000)))

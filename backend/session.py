@@ -59,12 +59,6 @@ class Reply:
 LIVE = frozenset({ReplyState.PENDING, ReplyState.STREAMING})
 
 
-class SessionState(Enum):
-    IDLE = "idle"
-    ANSWERING = "answering"
-    CLOSED = "closed"
-
-
 class Session:
     def __init__(self, user_name: str, max_history: int, client: str | None = None):
         self.id = secrets.token_urlsafe(16)  # 128 random bits, shown to the client
@@ -92,12 +86,6 @@ class Session:
         return session
 
     @property
-    def state(self) -> SessionState:
-        if self.closed:
-            return SessionState.CLOSED
-        return SessionState.ANSWERING if self.answering else SessionState.IDLE
-
-    @property
     def answering(self) -> bool:
         return self.reply is not None and not self.reply.finished
 
@@ -113,6 +101,25 @@ class Session:
         """The ``seq`` of the next stream frame (a resume replays after the client's last one)."""
         self.seq += 1
         return self.seq
+
+    def frames_after(self, last_seq: int | None) -> list[dict]:
+        """The in-flight reply's frames that a client which saw ``last_seq`` missed (None: all)."""
+        if not self.answering:
+            return []
+        return [frame for frame in self.reply.frames if frame["seq"] > (last_seq or 0)]
+
+    def remember(self, end: dict, window: int) -> None:
+        """Keep ``end`` as the answer to its message id, for a resent id; the oldest beyond ``window`` go."""
+        self.answered[end["message_id"]] = end
+        self.answered.move_to_end(end["message_id"])
+        while len(self.answered) > window:
+            self.answered.popitem(last=False)
+
+    def adopt_reply(self) -> None:
+        """Someone follows the reply now: it must not be aborted as an orphan."""
+        if self.orphan_timer:
+            self.orphan_timer.cancel()
+            self.orphan_timer = None
 
     def deliver(self, frame: dict) -> None:
         """Hand ``frame`` to the attached connection, if any (a detached session just misses it)."""

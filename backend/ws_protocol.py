@@ -14,6 +14,10 @@ same WebSocket.
    ``ping_interval_s + ping_timeout_s`` whatever the buffer sizes. uvicorn then closed with 1011
    (an internal error) and ``transport.close()``, which waits forever to flush to a peer that does
    not read; now it is 1008, like the other slow-reader close, and the socket is aborted.
+
+``WebSocketsSansIOProtocol`` is uvicorn's private code, and the methods replaced here are its
+internals: hence the exact uvicorn pin in pyproject.toml, and tests/test_pinned_internals.py,
+which fails when the upstream methods, or the state they keep, change.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ if TYPE_CHECKING:
 
 
 class JoeyWebSocketProtocol(WebSocketsSansIOProtocol):
+    # Upstream parses every read, and after a protocol error handles that error again at each one.
     def data_received(self, data: bytes) -> None:
         if self.conn.parser_exc is not None:
             return  # after a protocol error: read only so that closing never turns into a reset
         super().data_received(data)
 
+    # Upstream writes the close frame and closes the socket at once: 1. above.
     def handle_parser_exception(self) -> None:
         close = self.conn.close_sent
         assert close is not None
@@ -45,6 +51,7 @@ class JoeyWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.resume_reading()
         self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
 
+    # Upstream fails with 1011 and transport.close(), which waits to flush to a peer that does not read: 2.
     def keepalive_timeout(self) -> None:
         self.pong_timer = None
         self.pending_ping_payload = None

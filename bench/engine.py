@@ -13,6 +13,7 @@ Ratios are ours / HF measured in the same run, so a noisy machine cancels out (m
 
 from __future__ import annotations
 
+from model.engine_options import EngineOptions
 import asyncio
 import logging
 import time
@@ -104,7 +105,7 @@ def run(base: str, adapter: str | None, quick: bool = False, concurrency=(1, 4, 
     new_tokens = new_tokens or (16 if quick else 64)
     reps = reps or (1 if quick else 3)
     torch.set_num_threads(1)
-    generator = JoeyGenerator.load(base, adapter, max_batch=max(concurrency), threads=1)
+    generator = JoeyGenerator.load(base, adapter, EngineOptions(max_batch=max(concurrency), threads=1, process=False))
     model = load_hf(base, adapter)
     torch.set_num_threads(1)  # the HF baseline runs on this thread with the same budget
     tok = generator.tokenizer

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from model.character import default_character
 from model.prompt import Turn, build_prompt, stop_token_ids
+from model.metrics import EngineMetrics, EngineStats
 from model.reply import FinishReason, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams
 
@@ -42,6 +43,7 @@ class NaiveGenerator:
         self._stop_ids = sorted(stop_token_ids(tokenizer))
         self._jobs: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._metrics = EngineMetrics()
 
     @classmethod
     def load(cls, base: str, adapter: str | None, context: int = 512, threads: int = 1) -> "NaiveGenerator":
@@ -56,6 +58,10 @@ class NaiveGenerator:
     @property
     def ready(self) -> bool:
         return self._worker is not None and self._worker.is_alive()
+
+    def stats(self) -> EngineStats:
+        """No engine counters: only the queue, for /readyz and /metrics."""
+        return self._metrics.snapshot(queue_depth=self._jobs.qsize(), active_batch=0)
 
     def start(self) -> None:
         self._worker = threading.Thread(target=self._serve, name="naive-generate", daemon=True)

@@ -9,23 +9,25 @@ compare the same minutes of the machine:
   conversation and sends the prompt our prompt builder renders, as token ids;
 - ``hub+vllm``: our hub streaming every reply from that vLLM (bench/serve.py --kind remote).
 
-The ratios: our engine against vLLM, each behind its own front (lean / vllm tokens/s), and our
-hub streaming from vLLM against our hub with its own engine (hub+vllm / lean).
+The lean server is bench/server.py's own, so one compiled engine serves both comparisons. The
+ratios: our engine against vLLM, each behind its own front (lean / vllm tokens/s), and our hub
+streaming from vLLM against our hub with its own engine (hub+vllm / lean).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 
 from bench.chatters import MESSAGES, chat_level
 from bench.common import fmt, markdown_table, ratio
 from bench.process import free_port
-from bench.server import ServerProcess, measure
+from bench.server import ServerProcess, measure  # bench/server.py imports this module inside run()
 from bench.vllm_server import SERVED_ADAPTER, VllmServer, installed
 
-KINDS = ("lean", "vllm", "hub+vllm")
+KINDS = ("vllm", "hub+vllm")  # the rows bench/server.py adds beside its lean and naive ones
 
 
 async def _openai_chatter(url: str, index: int, messages: int, deadline: float, records: list, problems: list,
@@ -73,50 +75,58 @@ async def _openai_chatter(url: str, index: int, messages: int, deadline: float, 
                 problems.append(("finish", finish))
 
 
-def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 64), lean_options: list[str] = (),
-        threads: int = 1, start_timeout: float = 600, log=print) -> dict:
+class Peers:
+    """vLLM and our hub in front of it, up beside bench/server.py's lean and naive servers."""
+
+    def __init__(self, vllm: VllmServer, hub: ServerProcess, chatter, ready_s: float):
+        self.vllm, self.hub, self.chatter, self.ready_s = vllm, hub, chatter, ready_s
+
+    def warm_up(self, seconds: float, grace: float) -> None:
+        asyncio.run(chat_level(self.vllm.url, 2, 1, seconds, grace, chatter=self.chatter))
+        asyncio.run(chat_level(self.hub.url, 2, 1, seconds, grace))
+
+    def level(self, sessions: int, messages: int, seconds: float, grace: float, log=print) -> tuple[dict, dict]:
+        """One level on vLLM behind its own front, then on our hub streaming from it."""
+        row = asyncio.run(chat_level(self.vllm.url, sessions, messages, seconds, grace, chatter=self.chatter))
+        log(f"  vllm {sessions:>2} session(s): {row['replies']} replies, {row['tok_s']:.0f} tok/s, first chunk p50 "
+            f"{row['ttfc_p50_ms']:.0f} ms, gap p99 {row['gap_p99_ms']:.0f} ms, errors {row['errors']}, "
+            f"dropped {row['dropped']}")
+        return row, measure(self.hub, sessions, messages, seconds, grace, log)
+
+
+@contextlib.contextmanager
+def peers(base: str, adapter: str | None, new_tokens: int, max_batch: int, start_timeout: float = 600):
+    """Start vLLM (the same base and adapter) and a hub streaming from it; yields :class:`Peers`.
+    Raises RuntimeError (VllmFailed) when vLLM is missing or does not start."""
     if not installed():
         raise RuntimeError("vLLM is not installed: run bash scripts/setup_vllm.sh")
     from transformers import AutoTokenizer
 
-    messages, new_tokens = (2, 8) if quick else (4, 32)
-    seconds, grace = (6.0, 30.0) if quick else (25.0, 30.0)
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    chatter = functools.partial(_openai_chatter, tokenizer=tokenizer, new_tokens=new_tokens)
-    log(f"vLLM peer: {messages} message(s) per session at most, {seconds:.0f} s per level, {new_tokens}-token "
-        f"greedy replies; lean engine batch {max(levels)} {' '.join(lean_options)}")
-    result = {"messages": messages, "new_tokens": new_tokens, "seconds_per_level": seconds, "levels": list(levels),
-              "lean_options": list(lean_options), "threads": threads, **{kind: [] for kind in KINDS}}
-    both = ["--threads", str(threads)]
+    chatter = functools.partial(_openai_chatter, tokenizer=AutoTokenizer.from_pretrained(base), new_tokens=new_tokens)
     started = time.monotonic()
     with VllmServer(free_port()) as vllm:
-        result["vllm_ready_s"] = time.monotonic() - started
-        with ServerProcess("lean", base, adapter, new_tokens, max(levels), [*both, *lean_options], start_timeout) as lean, \
-                ServerProcess("remote", base, adapter, new_tokens, max(levels), ["--engine-url", vllm.url],
-                              start_timeout) as hub:
+        ready_s = time.monotonic() - started
+        with ServerProcess("remote", base, adapter, new_tokens, max_batch, ["--engine-url", vllm.url],
+                           start_timeout) as hub:
             hub.kind = "hub+vllm"
-            for url, how in ((lean.url, None), (vllm.url, chatter), (hub.url, None)):  # warm-up, not reported
-                asyncio.run(chat_level(url, 2, 1, seconds, grace, **({"chatter": how} if how else {})))
-            for n in levels:
-                result["lean"].append(measure(lean, n, messages, seconds, grace, log))
-                row = asyncio.run(chat_level(vllm.url, n, messages, seconds, grace, chatter=chatter))
-                log(f"  vllm {n:>2} session(s): {row['replies']} replies, {row['tok_s']:.0f} tok/s, first chunk p50 "
-                    f"{row['ttfc_p50_ms']:.0f} ms, gap p99 {row['gap_p99_ms']:.0f} ms, errors {row['errors']}")
-                result["vllm"].append(row)
-                result["hub+vllm"].append(measure(hub, n, messages, seconds, grace, log))
-    for ours, theirs, hub_row in zip(result["lean"], result["vllm"], result["hub+vllm"]):
-        ours["vs_vllm"] = ratio(ours["tok_s"], theirs["tok_s"])
-        hub_row["vs_lean"] = ratio(hub_row["tok_s"], ours["tok_s"])
-    return result
+            yield Peers(vllm, hub, chatter, ready_s)
 
 
-def table(result: dict) -> str:
+def ratios(lean: list[dict], result: dict) -> None:
+    """Our engine against vLLM, and the hub streaming from vLLM against the hub with its own engine."""
+    for ours, theirs, hub in zip(lean, result["vllm"], result["hub+vllm"]):
+        theirs["lean_vs_vllm"] = ratio(ours["tok_s"], theirs["tok_s"])
+        hub["hub_vllm_vs_lean"] = ratio(hub["tok_s"], ours["tok_s"])
+
+
+def table(lean: list[dict], result: dict) -> str:
     headers = ["sessions", "lean tok/s", "vLLM tok/s", "hub+vLLM tok/s", "lean / vLLM", "hub+vLLM / lean",
                "first chunk p50 ms (lean, vLLM, hub+vLLM)", "chunk gap p99 ms (lean, vLLM, hub+vLLM)", "errors"]
     rows = []
-    for ours, theirs, hub in zip(result["lean"], result["vllm"], result["hub+vllm"]):
+    for ours, theirs, hub in zip(lean, result["vllm"], result["hub+vllm"]):
         three = (ours, theirs, hub)
-        rows.append([str(ours["sessions"]), ours["tok_s"], theirs["tok_s"], hub["tok_s"], fmt(ours["vs_vllm"], 2) + "x",
-                     fmt(hub["vs_lean"], 2) + "x", ", ".join(fmt(r["ttfc_p50_ms"], 0) for r in three),
-                     ", ".join(fmt(r["gap_p99_ms"], 0) for r in three), str(sum(r["errors"] + r["dropped"] for r in three))])
+        rows.append([str(ours["sessions"]), ours["tok_s"], theirs["tok_s"], hub["tok_s"],
+                     fmt(theirs["lean_vs_vllm"], 2) + "x", fmt(hub["hub_vllm_vs_lean"], 2) + "x",
+                     ", ".join(fmt(r["ttfc_p50_ms"], 0) for r in three), ", ".join(fmt(r["gap_p99_ms"], 0) for r in three),
+                     str(sum(r["errors"] + r["dropped"] for r in three))])
     return markdown_table(headers, rows)

@@ -92,16 +92,15 @@ def report(results: dict) -> str:
             parts.append(server.ratio_table(s) + "\n")
             parts.append(server.table(s) + "\n")
             parts.append(storm.storm_table(s) + "\n")
+            if "peer_failed" in s:
+                parts.append(f"vLLM peer not measured: {s['peer_failed']}\n")
+            if "peer" in s:
+                parts.append(f"Against vLLM for CPUs with the same adapter, in the same levels (ready after "
+                             f"{s['peer']['vllm_ready_s']:.0f} s): our engine and vLLM, each behind its own front, "
+                             f"and our hub streaming from vLLM.\n")
+                parts.append(peer.table(s["lean"], s["peer"]) + "\n")
         if "engine" in r:
             parts.append(engine.table(r["engine"]) + "\n")
-        if "peer_failed" in r:
-            parts.append(f"vLLM peer not measured: {r['peer_failed']}\n")
-        if "peer" in r:
-            p = r["peer"]
-            parts.append(f"#### Against vLLM for CPUs (the same adapter), behind their own fronts\n\n{p['messages']} "
-                         f"messages per session at most, {p['seconds_per_level']:.0f} s per level, {p['new_tokens']}-token "
-                         f"greedy replies; vLLM ready after {p['vllm_ready_s']:.0f} s.\n")
-            parts.append(peer.table(p) + "\n")
     if any("server" in r for r in results["models"].values()):
         parts.append("### Targets (issue 10)\n\n" + targets_table(results) + "\n")
     return "\n".join(parts)
@@ -127,7 +126,7 @@ def sane(results: dict) -> list[str]:
             problems.append(f"{name}: the server died in the storm")
         for kind in peer.KINDS:
             problems += [f"{name} peer {kind} {row['sessions']} sessions: errors {row['errors']}, dropped {row['dropped']}"
-                         for row in r.get("peer", {}).get(kind, []) if row["errors"] or row["dropped"]]
+                         for row in s.get("peer", {}).get(kind, []) if row["errors"] or row["dropped"]]
     return problems
 
 
@@ -181,20 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                         model.base, model.adapter, quick=args.quick, levels=levels,
                         lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
                         + [f"--prefill-chunk={model.prefill_chunk}", *args.lean_option],
-                        threads=args.threads or model.threads, start_timeout=args.start_timeout)
+                        threads=args.threads or model.threads, start_timeout=args.start_timeout,
+                        peer=args.peer == "vllm" and model.name == "smollm2")  # vLLM serves SmolLM2's adapter
                 except RuntimeError as exc:  # a server that never got ready: the other model's levels still count
                     entry["failed"] = str(exc).splitlines()[0]
                     print(f"  not measured: {entry['failed']}", flush=True)
-                if args.peer == "vllm" and model.name == "smollm2":  # vLLM serves the SmolLM2 adapter as "joey"
-                    try:
-                        entry["peer"] = peer.run(
-                            model.base, model.adapter, quick=args.quick, levels=levels,
-                            lean_options=(["--compile"] if model.name in args.compile.split(",") else [])
-                            + [f"--prefill-chunk={model.prefill_chunk}", *args.lean_option],
-                            threads=args.threads or model.threads, start_timeout=args.start_timeout)
-                    except RuntimeError as exc:  # VllmFailed too: not measured, and the run goes on
-                        entry["peer_failed"] = str(exc).splitlines()[0]
-                        print(f"  vLLM peer not measured: {entry['peer_failed']}", flush=True)
     results["seconds"] = time.time() - started
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     text = report(results)

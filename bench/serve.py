@@ -13,6 +13,7 @@ between the two kinds.
 
 from __future__ import annotations
 
+from model.engine_options import EngineOptions
 import argparse
 import logging
 import sys
@@ -60,16 +61,17 @@ def main(argv: list[str] | None = None) -> int:
 
         # The sentence hold-back is off: with every reply forced to its limit it would only
         # bunch the last tokens into sentence-sized chunks and blur the inter-token gaps.
-        generator = JoeyGenerator.load(args.base, args.adapter or None, max_batch=args.max_batch, threads=args.threads,
-                                       context=config.context_tokens, dtype=args.dtype, compile=args.compile,
-                                       prefill_chunk=args.prefill_chunk, sentence_holdback=0,
-                                       prefix_cache=args.prefix_cache, process=args.engine_process)
+        options = EngineOptions(max_batch=args.max_batch, threads=args.threads, context=config.context_tokens,
+                                dtype=args.dtype, compile=args.compile, prefill_chunk=args.prefill_chunk,
+                                sentence_holdback=0, prefix_cache=args.prefix_cache, process=args.engine_process)
+        generator = JoeyGenerator.load(args.base, args.adapter or None, options)
     elif args.kind == "remote":  # the hub streaming from vLLM: only the tokenizer is loaded here
         from model.generator import JoeyGenerator
         from model.remote_pool import RemoteSettings, base_urls
 
-        generator = JoeyGenerator.remote(base_urls(args.engine_url), args.base, context=config.context_tokens,
-                                         sentence_holdback=0, settings=RemoteSettings(model=args.engine_model))
+        generator = JoeyGenerator.remote(base_urls(args.engine_url), args.base,
+                                         EngineOptions(context=config.context_tokens, sentence_holdback=0),
+                                         settings=RemoteSettings(model=args.engine_model))
     else:
         from bench.naive import NaiveGenerator
 

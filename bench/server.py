@@ -19,6 +19,7 @@ one connection with malformed frames; reported as the latency ratio storm / calm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def median_pair(pairs: list[tuple[dict, dict]]) -> tuple[dict, dict]:
 
 
 def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 64), lean_options: list[str] = (),
-        threads: int = 1, start_timeout: float = 600, log=print) -> dict:
+        threads: int = 1, start_timeout: float = 600, peer: bool = False, log=print) -> dict:
+    """``peer``: also vLLM with the same adapter, and our hub streaming from it (bench/peer.py)."""
     messages = 2 if quick else 4
     new_tokens = 8 if quick else 32
     seconds = 6.0 if quick else 25.0
@@ -82,16 +84,23 @@ def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 6
     # Both servers stay up, and each level runs on one then the other, so the two sides of a ratio
     # see the same minutes of the machine. The idle one waits on a socket and a queue.
     with ServerProcess("lean", base, adapter, new_tokens, max(levels), [*both, *lean_options], start_timeout) as lean, \
-            ServerProcess("naive", base, adapter, new_tokens, max(levels), both, start_timeout) as naive:
+            ServerProcess("naive", base, adapter, new_tokens, max(levels), both, start_timeout) as naive, \
+            contextlib.ExitStack() as stack:
         result["lean_ready_s"], result["naive_ready_s"] = lean.ready_after_s, naive.ready_after_s
+        peers = _peers(stack, result, base, adapter, new_tokens, max(levels), start_timeout, log) if peer else None
         for server in (lean, naive):
             asyncio.run(chat_level(server.url, 2, 1, seconds, grace))  # warm-up, not reported
+        if peers is not None:
+            peers.warm_up(seconds, grace)
         for n in levels:
             take = lambda server: measure(server, n, messages, seconds, grace, log)  # noqa: E731
             ours, theirs = median_pair([(take(lean), take(naive)) for _ in range(SINGLE_PAIRS)]) if n == 1 \
                 else (take(lean), take(naive))
             result["lean"].append(ours)
             result["naive"].append(theirs)
+            if peers is not None:
+                for kind, row in zip(("vllm", "hub+vllm"), peers.level(n, messages, seconds, grace, log)):
+                    result["peer"][kind].append(row)
         calm = asyncio.run(chat_level(lean.url, storm_sessions, messages, seconds))
         level, flooder = asyncio.run(storm_level(lean.url, storm_sessions, messages, seconds, 0.0))
         result["storm"] = {"sessions": storm_sessions, "calm": calm, "server_ready_after": lean.readyz() is not None,
@@ -103,7 +112,27 @@ def run(base: str, adapter: str | None, quick: bool = False, levels=(1, 8, 32, 6
     for ours, theirs in zip(result["lean"], result["naive"]):
         ours["tok_s_ratio"] = ratio(ours["tok_s"], theirs["tok_s"])
         ours["ttfc_ratio"] = ratio(theirs["ttfc_p50_ms"], ours["ttfc_p50_ms"])
+    if "peer" in result:
+        from bench import peer as peer_bench
+
+        peer_bench.ratios(result["lean"], result["peer"])
     return result
+
+
+def _peers(stack: contextlib.ExitStack, result: dict, base: str, adapter: str | None, new_tokens: int,
+           max_batch: int, start_timeout: float, log):
+    """vLLM and a hub in front of it, up for the rest of ``stack``; None (and why, in the result)
+    when vLLM is missing or does not start: the lean and naive levels still run."""
+    from bench import peer as peer_bench  # here: bench/peer.py imports this module
+
+    try:
+        peers = stack.enter_context(peer_bench.peers(base, adapter, new_tokens, max_batch, start_timeout))
+    except RuntimeError as exc:
+        result["peer_failed"] = str(exc).splitlines()[0]
+        log(f"  vLLM peer not measured: {result['peer_failed']}")
+        return None
+    result["peer"] = {"vllm_ready_s": peers.ready_s, "vllm": [], "hub+vllm": []}
+    return peers
 
 
 def table(result: dict) -> str:

@@ -127,7 +127,7 @@ def _on_this_thread() -> None:
         # start; they check inductor's own shape inference, and tests/test_compiled.py checks
         # the compiled passes against eager logits.
         inductor.size_asserts = False
-        inductor.cpp_wrapper = True  # the graph's calls made from C++, not Python: 0.84 against 0.90 ms
+        inductor.cpp_wrapper = True  # the graph's calls made from C++, not Python: a little faster
         # The graph cache keys frozen weights by shape alone, and keeps with a graph the
         # constants that freezing derived from them. Where those are plain tensors (bf16 on a
         # CPU without bf16 kernels), a second model of one shape got the first one's weights
@@ -141,11 +141,14 @@ def _on_this_thread() -> None:
 def _stable_kernel_sources() -> None:
     """Name each frozen constant in the generated C++ by its name, dtype and shape only.
 
-    Inductor heads the source with a comment per constant that ends in ``hash(tensor)``, its
-    address, so the source, and with it the cache key of the compiled library, changed at every
-    start: each start spent 14-34 s (mini) compiling C++ it had compiled before. The constants are
-    not in the library: they are passed in at every call, from the Python module that inductor
-    loads afresh for each graph, so graphs with equal sources can share a library.
+    Works around inductor's ``GraphLowering.allocate_non_dup_const_name``, which ends each
+    constant's ``constant_reprs`` entry with ``hash(tensor)``, its address; the C++ wrapper heads
+    the source with those entries, so the source, and with it the cache key of the compiled
+    library, changed at every start, and each start compiled again C++ it had compiled before. The
+    constants are not in the library: they are passed in at every call, from the Python module that
+    inductor loads afresh for each graph, so graphs with equal sources can share a library.
+    ``GraphLowering`` is torch's private code: hence the exact torch pin in pyproject.toml, and
+    tests/test_pinned_internals.py, which fails when the method wrapped here changes.
     """
     from torch._inductor.graph import GraphLowering
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import gc
 import itertools
 import logging
 import queue
@@ -32,11 +31,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from model import heap
 from model.detokenize import StreamDecoder
 from model.lean import LeanLlama
 from model.metrics import EngineMetrics, EngineStats
 from model.prefix_cache import PrefixCache
-from model.prefill_plan import PREFILL_CHUNK, plan
+from model.engine_options import EngineOptions
+from model.prefill_plan import plan
 from model.reply import EngineError, FinishReason, Mailbox, Reply, ReplyEnd, TextChunk
 from model.sampling import GenerationParams, choose
 
@@ -73,22 +74,21 @@ class _Request:
 
 class Engine:
     def __init__(self, model: LeanLlama, tokenizer, stop_ids: set[int], stop_text: str | None,
-                 max_batch: int, prefill_chunk: int = PREFILL_CHUNK, sentence_holdback: int = 16,
-                 warmup=None, prefix: list[int] = (), mailbox=None):
+                 options: EngineOptions, warmup=None, prefix: list[int] = (), mailbox=None):
         self.model, self.stop_ids, self.stop_text = model, stop_ids, stop_text
         self._stop_index = torch.tensor(sorted(stop_ids), dtype=torch.long)
         # Per slot: which tokens the prompt or reply already holds (for the repetition penalty).
         self._seen = torch.zeros(model.max_slots, model.vocab_size, dtype=torch.bool)
         # The engine thread decodes with its own copy: a fast tokenizer is not safe to share.
         self._tokenizer = copy.deepcopy(tokenizer)
-        self.max_batch = min(max_batch, model.max_slots)
+        self.max_batch = min(options.max_batch, model.max_slots)
         self.cache = PrefixCache(range(self.max_batch, model.max_slots))
         # Every prompt starts the same way (the system message): a pinned cache entry.
         self.prefix = list(prefix) if prefix and self.cache.capacity else []
         # The repetition penalty is for what was said, not for the sheet: the system message's
         # tokens (names, the show) must stay as likely as the adapter learnt them.
         self._system = list(prefix)
-        self.prefill_chunk, self.sentence_holdback = prefill_chunk, sentence_holdback
+        self.prefill_chunk, self.sentence_holdback = options.prefill_chunk, options.sentence_holdback
         self._warmup = warmup  # run on the engine thread before it takes requests (compiling)
         self._inbox: queue.Queue = queue.Queue()
         # Where each step's events go: to event loops in this process, or to the parent of an
@@ -167,20 +167,15 @@ class Engine:
 
     # --- engine thread ------------------------------------------------------------------------
     def _run(self) -> None:
+        held = False
         try:
             with torch.inference_mode():
                 if self._warmup is not None:
                     self._warmup()
                 if self.prefix:
                     self.model.prefill(self.cache.place(self.prefix, len(self.prefix), pinned=True), self.prefix)
-                # What is alive now (torch, transformers, the compiled graphs: 400,000+ objects)
-                # lives as long as the engine. A full collection walks all of it: 190 ms for
-                # SmolLM2, in which no stream gets a token. CPython runs one once a quarter as
-                # many new objects have survived: rare (none in three 32-session levels), but
-                # sure to come in a server that runs for days. Frozen, the collector skips it
-                # (collected first, so no garbage is frozen with it; thawed when the engine ends).
-                gc.collect()
-                gc.freeze()
+                heap.hold()  # torch, transformers and the graphs now live as long as the engine
+                held = True
                 self._warm.set()
                 self._loop()
         except BaseException as exc:  # keep the reason for /readyz, fail everyone cleanly
@@ -190,7 +185,8 @@ class Engine:
                 req.emit(ReplyEnd(FinishReason.ERROR, len(req.decoder), str(exc)))
             self._mailbox.flush()
         finally:
-            gc.unfreeze()
+            if held:
+                heap.release()
 
     def _loop(self) -> None:
         while self._take_inbox(block=not (self._active or self._waiting)):
@@ -228,11 +224,8 @@ class Engine:
         """Feed waiting prompts into free slots, several per pass (model/prefill_plan.py): all of
         them when nothing is decoding, else one pass per step (a second would pay a pass's fixed
         cost again). The pass computes at most ``prefill_chunk`` positions, or one per request in
-        the engine if there are more. SmolLM2 at 32 sessions decoded a step in about 80 ms, and
-        a 21-token message added about 50 ms to the step that prefilled it (50 and 30 ms since
-        the model is set up on one thread): passes of two or three took the gap p99 to 164-284
-        ms. At 64 sessions, passes held to one message let prompts wait 4 s for a slot while the
-        batch ran part empty (docs/benchmarks.md).
+        the engine if there are more: larger passes stall the running streams, smaller ones let
+        prompts wait while the batch runs part empty (docs/benchmarks.md, "Prefill budget").
         Prompts being filled sit in slots n, n+1, ... (n = requests decoding), so they join the
         dense decode slots when done; only the queue's head may be left part-filled."""
         budget = None if not self._active else max(self.prefill_chunk, len(self._active) + len(self._waiting))
@@ -283,11 +276,11 @@ class Engine:
         slots = range(first, first + logits.shape[0])
         reqs = [self._active[s] for s in slots]
         too_short = [i for i, r in enumerate(reqs) if len(r.decoder) < r.params.min_new_tokens]
-        if len(too_short) == len(reqs):  # one fill: 3 against 13 µs a step for the indexed write
+        if len(too_short) == len(reqs):  # one fill is cheaper than the indexed write
             logits.index_fill_(1, self._stop_index, float("-inf"))
         elif too_short:
             logits[torch.tensor(too_short).unsqueeze(1), self._stop_index] = float("-inf")
-        seen = self._seen[first:first + len(reqs)]  # a view, not a copy (92 µs at 64 SmolLM2 rows)
+        seen = self._seen[first:first + len(reqs)]  # a view, not a copy
         tokens = choose(logits, seen, [r.params for r in reqs], [r.generator for r in reqs])
         # One indexing op per step, not one per token. A slot released below gets its row reset
         # by the request that takes it next, so a bit set for an ending reply does no harm.

@@ -3,9 +3,8 @@ wait for one GIL.
 
 Why: in one process, every torch op the engine thread calls gives up the GIL and takes it back,
 and the event loop, busy with a JSON frame and a WebSocket send for each chunk, takes it in
-between. The mini engine thread was busy only 69% of a level of 64 sessions, and a compiled
-one-row step took 1.24 ms instead of 0.81 beside a thread doing 0.1 ms of Python per token
-(docs/benchmarks.md). vLLM runs its engine core in a process of its own for the same reason.
+between, so the engine idles part of every step (docs/benchmarks.md). vLLM runs its engine core
+in a process of its own for the same reason.
 
 * Parent: :class:`EngineProcess` has the in-process :class:`~model.engine.Engine`'s face
   (``submit`` gives a :class:`~model.reply.Reply`; ``abort``, ``ready``, ``stats``). A reader
@@ -27,7 +26,9 @@ import signal
 import threading
 import time
 
+from model.character import Character
 from model.engine_messages import Abort, Events, Failed, Loaded, Log, Ready, Stop, Submit
+from model.engine_options import EngineOptions
 from model.loading import build_engine
 from model.metrics import EngineMetrics, EngineStats
 from model.reply import EngineError, FinishReason, Mailbox, Reply, ReplyEnd
@@ -48,14 +49,15 @@ _PRELOAD = ["model.loading", "transformers.models.llama.modeling_llama", "peft"]
 
 
 class EngineProcess:
-    """An :class:`~model.engine.Engine` built by ``model.loading.build_engine(**options)`` in a
-    child process; started by :meth:`start`."""
+    """An :class:`~model.engine.Engine` built by ``model.loading.build_engine`` in a child
+    process; started by :meth:`start`."""
 
-    def __init__(self, options: dict):
+    def __init__(self, base: str, adapter: str | None, options: EngineOptions, character: Character | None = None):
+        build = (base, adapter, options, character)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
         self._conn, child_end = context.Pipe()
-        self._process = context.Process(target=_child_main, args=(options, child_end, log.getEffectiveLevel()),
+        self._process = context.Process(target=_child_main, args=(build, child_end, log.getEffectiveLevel()),
                                         name="joey-engine", daemon=True)
         self._child_end = child_end
         self._send_lock = threading.Lock()
@@ -214,7 +216,7 @@ class _LogToParent(logging.Handler):
         self._send(Log(record.name, record.levelno, self.format(record)))
 
 
-def _child_main(options: dict, conn, log_level: int) -> None:
+def _child_main(build: tuple, conn, log_level: int) -> None:
     """The child process: build the engine, answer commands until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     lock = threading.Lock()
@@ -231,7 +233,7 @@ def _child_main(options: dict, conn, log_level: int) -> None:
     root.setLevel(log_level)
     outbox = _Outbox(send)
     try:
-        engine, _, _ = build_engine(**options, mailbox=outbox)
+        engine, _, _ = build_engine(*build, mailbox=outbox)
         outbox.engine = engine
         engine.start()
         send(Loaded())

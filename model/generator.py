@@ -14,8 +14,8 @@ from model.engine_api import EngineClient
 from model.engine_process import EngineProcess
 from model.loading import build_engine, offline_if_local
 from model.metrics import EngineStats
-from model.prefill_plan import PREFILL_CHUNK
-from model.presets import PRESETS, ensure_base
+from model.engine_options import EngineOptions
+from model.presets import PRESETS, Preset, ensure_base
 from model.prompt import Turn, build_prompt
 from model.reply import EngineError, FinishReason
 from model.sampling import GenerationParams
@@ -61,40 +61,31 @@ class JoeyGenerator:
         self.engine, self.tokenizer, self.context, self.character = engine, tokenizer, context, character
 
     @classmethod
-    def load(cls, base: str, adapter: str | None, max_batch: int = 16, threads: int = 1,
-             context: int = 512, dtype: str = "auto", compile: bool = False,
-             prefill_chunk: int = PREFILL_CHUNK, sentence_holdback: int = 16, prefix_cache: int = 32,
-             character: Character | None = None, process: bool = False) -> "JoeyGenerator":
-        """``dtype``: auto | bf16 | fp32 (auto times both on this CPU at load); ``compile``:
-        compiled decode and prefill passes, built during warm-up on the engine thread (ready says when);
-        ``prefill_chunk``: prompt positions a step may prefill while others decode (at least); ``sentence_holdback``:
-        the last tokens before the limit stream whole sentences only (see StreamDecoder);
-        ``prefix_cache``: extra KV-cache slots that keep finished conversations (PrefixCache);
-        ``character``: whose sheet opens every prompt (None: the default card, Joey's);
-        ``process``: the engine runs in a child process, which loads the weights when started
-        (model/engine_process.py); here only the tokenizer and the model's config are read."""
-        options = dict(base=base, adapter=adapter, max_batch=max_batch, threads=threads, context=context, dtype=dtype,
-                       compile=compile, prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
-                       prefix_cache=prefix_cache, character=character)
-        if not process:
-            return cls(*build_engine(**options), character)
+    def load(cls, base: str, adapter: str | None, options: EngineOptions = EngineOptions(),
+             character: Character | None = None, preset: Preset | None = None) -> "JoeyGenerator":
+        """The engine on ``base`` with ``adapter`` merged. ``character``: whose sheet opens every
+        prompt (None: the default card, Joey's); ``preset``: where ``options``' zeros come from.
+        With ``options.process`` the engine runs in a child process, which loads the weights when
+        started (model/engine_process.py); here only the tokenizer and the model's config are read."""
+        options = options.resolved(preset)
+        if not options.process:
+            return cls(*build_engine(base, adapter, options, character), character)
         from transformers import AutoConfig, AutoTokenizer
 
         offline_if_local(base, adapter)
-        context = min(context, AutoConfig.from_pretrained(base).max_position_embeddings)
-        return cls(EngineProcess(options), AutoTokenizer.from_pretrained(base), context, character)
+        context = min(options.context, AutoConfig.from_pretrained(base).max_position_embeddings)
+        return cls(EngineProcess(base, adapter, options, character), AutoTokenizer.from_pretrained(base), context, character)
 
     @classmethod
-    def from_preset(cls, name: str, with_adapter: bool = True, **options) -> "JoeyGenerator":
-        """Preset ``name``'s shipped weights (converting SmolLM2's base first, if set-up has not);
-        ``options`` go to :meth:`load`."""
+    def from_preset(cls, name: str, with_adapter: bool = True, options: EngineOptions = EngineOptions(),
+                    character: Character | None = None) -> "JoeyGenerator":
+        """Preset ``name``'s shipped weights (converting SmolLM2's base first, if set-up has not)."""
         preset = PRESETS[name]
         ensure_base(preset)
-        options.setdefault("prefill_chunk", preset.prefill_chunk)
-        return cls.load(preset.base, preset.adapter if with_adapter else None, **options)
+        return cls.load(preset.base, preset.adapter if with_adapter else None, options, character, preset)
 
     @classmethod
-    def remote(cls, urls: list[str], base: str, context: int = 512, sentence_holdback: int = 16,
+    def remote(cls, urls: list[str], base: str, options: EngineOptions = EngineOptions(),
                character: Character | None = None, settings=None) -> "JoeyGenerator":
         """Replies from OpenAI-compatible engines at ``urls`` serving the adapter as
         ``settings.model`` (model/remote.py: RemoteSettings). Only the tokenizer and the config of
@@ -105,10 +96,10 @@ class JoeyGenerator:
         from model.remote import RemoteEngine, RemoteSettings
 
         offline_if_local(base)
-        context = min(context, AutoConfig.from_pretrained(base).max_position_embeddings)
+        context = min(options.context, AutoConfig.from_pretrained(base).max_position_embeddings)
         tokenizer = AutoTokenizer.from_pretrained(base)
         engine = RemoteEngine(urls, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer),
-                              settings or RemoteSettings(), sentence_holdback)
+                              settings or RemoteSettings(), options.sentence_holdback)
         return cls(engine, tokenizer, context, character)
 
     @property

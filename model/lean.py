@@ -43,12 +43,10 @@ def _attend_by_reduction(q, keys, values, bias, scale: float) -> torch.Tensor:
     """Attention as broadcast products and sums, for decode steps in compiled graphs.
 
     The cache views ``keys``/``values`` stop at ``span``, short of the cache's length, so their
-    rows are not dense, and oneDNN's batched matmul copies such inputs first (at 32 SmolLM2 rows
-    and 300 positions, 42 ms of a 122 ms step went to those copies and 15 ms to the 96 tiny
-    products per layer). Written as sums, inductor makes each one loop that reads the cache in
-    place: that step takes 101 ms, 64 rows 188 against 247 ms, one mini row 0.48 against 0.52.
-    ``q`` is made a buffer of its own first: left to fusion, inductor recomputed its rotary
-    embedding inside the loop, once per key position, and the step took 127 ms.
+    rows are not dense, and oneDNN's batched matmul copies such inputs first. Written as sums,
+    inductor makes each one loop that reads the cache in place (docs/benchmarks.md has the step
+    times). ``q`` is made a buffer of its own first: left to fusion, inductor recomputed its rotary
+    embedding inside the loop, once per key position.
     Eager, the sums would materialise every product, and prefill passes (many query rows per
     slot: real matrices) are what matmuls are for, so both keep the matmuls.
     """
@@ -121,13 +119,10 @@ class LeanLlama:
         (a step's rows, or a prefill pass's rows times its width).
 
         A compiled step of one row runs on one thread: max-autotune gave it inductor's own GEMM
-        kernels, which read the weights about as fast alone (SmolLM2 through the server, one
-        session, in alternating levels: 66-75 tokens/s on one thread, 62-77 on two, medians 73
-        and 66.5). Every other pass runs on ``threads``: many positions are arithmetic, and an
-        eager row goes through oneDNN, which two threads speed up (SmolLM2 through the server,
-        one session, eager: 37-38 tokens/s against 30). Measured with the model set up on one
-        thread (build_engine); before that, two threads shared no pass well. A compiled graph is
-        built for the thread count it first runs with (dynamo guards on it), and each keeps its own.
+        kernels, which read the weights about as fast alone. Every other pass runs on
+        ``threads``: many positions are arithmetic, and an eager row goes through oneDNN, which two
+        threads speed up (docs/benchmarks.md, "Threads"). A compiled graph is built for the thread
+        count it first runs with (dynamo guards on it), and each keeps its own.
         """
         wanted = 1 if positions == 1 and self.compiled else self.threads
         if torch.get_num_threads() != wanted:

@@ -17,7 +17,7 @@ from model.character import Character
 from model.compiled import choose_dtype, compile_passes, warm_up
 from model.engine import Engine
 from model.lean import LeanLlama
-from model.prefill_plan import PREFILL_CHUNK
+from model.engine_options import EngineOptions
 from model.prefix_cache import common_length
 from model.prompt import Turn, build_prompt, stop_text, stop_token_ids
 
@@ -82,35 +82,32 @@ def load_merged(base: str, adapter: str | None):
     return model.eval(), tokenizer
 
 
-def build_engine(base: str, adapter: str | None, max_batch: int = 16, threads: int = 1, context: int = 512,
-                 dtype: str = "auto", compile: bool = False, prefill_chunk: int = PREFILL_CHUNK, sentence_holdback: int = 16,
-                 prefix_cache: int = 32, character: Character | None = None, mailbox=None) -> tuple[Engine, object, int]:
-    """The engine on these weights (see :meth:`JoeyGenerator.load` for the options), its
-    tokenizer, and the context it was sized for. ``mailbox``: where its events go (the Engine's)."""
+def build_engine(base: str, adapter: str | None, options: EngineOptions, character: Character | None = None,
+                 mailbox=None) -> tuple[Engine, object, int]:
+    """The engine on these weights, its tokenizer, and the context it was sized for. ``options``
+    come resolved (``EngineOptions.resolved``); ``mailbox``: where its events go (the Engine's)."""
     import torch
 
     # Set up on one thread, and leave this thread so: it does not run the model (the engine
     # thread sets its own count for each pass). A thread that starts an OpenMP team keeps its
     # workers for the life of the process, and once libgomp manages more threads than there
-    # are cores, every team's threads sleep at barriers instead of spinning; a pass has
-    # hundreds. Set up on two threads, the engine thread's two were no faster than one:
-    # SmolLM2's compiled step of 8 rows took 38 ms against 22, 32 rows 64 against 50, a
-    # 21-token prefill pass 51 against 30. Set back to two after setting up, mini's one-row
-    # steps looked slower (docs/benchmarks.md, "The model set up on one thread").
+    # are cores, every team's threads sleep at barriers instead of spinning
+    # (docs/benchmarks.md, "The model set up on one thread").
     torch.set_num_threads(1)
     model, tokenizer = load_merged(base, adapter)
     # The KV cache is sized from this: SmolLM2's own 8,192 at batch 64 would be 12 GB.
-    context = min(context, model.config.max_position_embeddings)
-    chosen = choose_dtype(dtype, model, max_batch)
+    context = min(options.context, model.config.max_position_embeddings)
+    chosen = choose_dtype(options.dtype, model, options.max_batch)
     # + the system message's slot and the conversations kept for their next message
-    lean = LeanLlama(model, max_slots=max_batch + 1 + prefix_cache, max_len=context, dtype=chosen, threads=threads)
+    lean = LeanLlama(model, max_slots=options.max_batch + 1 + options.prefix_cache, max_len=context, dtype=chosen,
+                     threads=options.threads)
     del model  # the lean copy is all that serving needs
-    if compile:
+    if options.compile:
         compile_passes(lean)
-    engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), max_batch,
-                    prefill_chunk=prefill_chunk, sentence_holdback=sentence_holdback,
-                    warmup=lambda: warm_up(lean, max_batch), prefix=shared_prefix(tokenizer, context, character), mailbox=mailbox)
+    engine = Engine(lean, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer), options,
+                    warmup=lambda: warm_up(lean, options.max_batch), prefix=shared_prefix(tokenizer, context, character),
+                    mailbox=mailbox)
     log.info("loaded %s%s: %d-token context, batch %d, %s%s, KV cache %.0f MB", base,
-             f" + {adapter}" if adapter else "", context, max_batch, chosen, ", compiled" if compile else "",
-             lean.cache_bytes() / 2**20)
+             f" + {adapter}" if adapter else "", context, options.max_batch, chosen,
+             ", compiled" if options.compile else "", lean.cache_bytes() / 2**20)
     return engine, tokenizer, context

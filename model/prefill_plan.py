@@ -1,7 +1,7 @@
 """Which waiting prompts the engine prefills in its next pass, and how many tokens of each.
 
 Several prompts share one forward pass (``LeanLlama.prefill_rows``): for a small model the
-fixed cost of a pass (about 2 ms for mini, eager) is most of a short prompt's cost, and with
+fixed cost of a pass is most of a short prompt's cost, and with
 many sessions talking several new messages wait at once. Rows are padded to the longest, so a
 pass takes prompts from the head of the queue only while padding stays under half of it.
 While others decode, a pass computes at most ``budget`` positions, rows times width (the prefill
@@ -32,9 +32,7 @@ def plan(waiting: Sequence, free_slots: int, budget: int | None, fits: Callable[
     ``fits(n)``: whether n tokens fit a cache slot (a row's padding takes positions too).
 
     The budget counts what the pass computes, rows times its width: a padded position costs what
-    a prompt token does. (Counted in prompt tokens, a pass of three 21-token prompts took a 1-token
-    piece of a fourth, padded to 21: 84 positions instead of 63, a third more work for one token;
-    SmolLM2 took 142 ms over it.) The head is always taken (its prompt must fit: the engine
+    a prompt token does. The head is always taken (its prompt must fit: the engine
     checks that first). ``cache`` is the engine's prefix cache; a request's longest shared start is looked up
     on its first pass only.
     """

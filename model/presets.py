@@ -35,18 +35,13 @@ class Preset:
     base: str  # local folder (or hub id) of the base model
     adapter: str  # local folder (or hub id) of the Joey LoRA; "" for none
     about: str  # one line for --help, /readyz and the model card
-    # Torch threads of the engine's passes (Config.engine_threads 0 means this; a compiled one-row
-    # step runs on one: LeanLlama._threads_for). Measured through the server on 2 cores
-    # (docs/operations.md): SmolLM2's batched steps share well (393 and 350 tokens/s at 32 sessions
-    # on 2 threads); mini's (1-12 ms) lose to waiting for a core that the event loop, busy with
-    # 3,000+ tokens/s, also wants: 3,296-3,460 tokens/s at 32 sessions on 2 against 3,732-3,985.
+    # Torch threads of the engine's passes (Config.engine_threads 0 means this): SmolLM2's batched
+    # steps share two cores well; mini's short ones lose to waiting for the core the event loop
+    # wants (docs/operations.md).
     engine_threads: int = 1
     # Prompt positions a step may prefill while replies decode, at least (Config.prefill_chunk 0
-    # means this; model/engine.py). SmolLM2 keeps the default: at 32 sessions, one new message per
-    # step keeps up, and a step that decodes and prefills one takes about 80 ms (gap p99 99-112
-    # ms). mini, with a twenty-fifth of the parameters, takes a wave of messages in a step or two
-    # with 64: with 32 its 8-session level fell to 1,258-1,269 tokens/s from 1,545-2,250
-    # (docs/benchmarks.md).
+    # means this; model/engine.py): mini's cheap passes take a wave of messages at once, SmolLM2's
+    # one message per step keeps its streams steady (docs/benchmarks.md).
     prefill_chunk: int = PREFILL_CHUNK
 
 
@@ -58,6 +53,8 @@ PRESETS = {
                    prefill_chunk=64),
 }
 DEFAULT_PRESET = "smollm2"
+# What an adapter's config names as its base: a public name, never a path of the training machine.
+PUBLIC_BASES = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "mini": "joey-chat/mini"}
 
 
 class BaseModelMissing(RuntimeError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -30,7 +30,7 @@ class RemoteSettings:
     """How the hub talks to its engines; every field is a setting of backend/config.py."""
 
     model: str = "joey"  # the served model name: the LoRA adapter as the engine names it
-    api_key: str = ""  # sent as Authorization: Bearer (vLLM's --api-key); '' = none
+    api_key: str = field(default="", repr=False)  # sent as Authorization: Bearer (vLLM's --api-key); '' = none
     connect_timeout_s: float = 5.0  # to open a connection to an engine
     first_token_timeout_s: float = 60.0  # from sending a request to its first token (the engine's queue)
     token_timeout_s: float = 30.0  # the longest gap between two streamed events of one reply

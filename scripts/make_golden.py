@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from model.engine_options import EngineOptions
 from model.generator import JoeyGenerator  # noqa: E402
 from model.presets import PRESETS  # noqa: E402
 from model.prompt import Turn  # noqa: E402
@@ -42,7 +43,7 @@ async def replies(gen: JoeyGenerator) -> list[str]:
 def main() -> None:
     golden = {}
     for name in PRESETS:
-        gen = JoeyGenerator.from_preset(name, max_batch=4, dtype=GOLDEN_DTYPE)
+        gen = JoeyGenerator.from_preset(name, options=EngineOptions(max_batch=4, dtype=GOLDEN_DTYPE, process=False))
         gen.start()
         try:
             got = asyncio.run(replies(gen))

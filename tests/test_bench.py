@@ -1,8 +1,12 @@
 """Smoke test: ``bench/run_all.py --quick --tiny`` runs end to end and its numbers are sane.
 
 No timing is asserted (performance lives in docs/benchmarks.md, as ratios to a baseline measured
-in the same run): only that both servers answered every session with no error or drop, produced
-tokens, and that the ratios are finite numbers.
+in the same run): only what the report promises. Both servers answered every session, with no
+error, drop or reply left running; no session sent more than its messages, nor got a reply longer
+than the level's tokens; tokens/s is the tokens over the level's wall time; each ratio is lean /
+naive of the rows reported beside it, the one-session pair the median of its runs; the chatters
+beside the bad-input flood lost nothing, the flooder's connection stayed open, and the server was
+ready after it.
 """
 
 from __future__ import annotations
@@ -27,15 +31,36 @@ def test_quick_benchmark_runs_through_both_servers_with_sane_numbers(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     server = json.loads((out / "results.json").read_text())["models"]["tiny"]["server"]
+    messages, new_tokens = server["messages"], server["new_tokens"]
     for kind in ("lean", "naive"):
         assert [r["sessions"] for r in server[kind]] == [1, 4]
         for row in server[kind]:
-            assert row["errors"] == 0 and row["dropped"] == 0, row["problems"]
-            assert row["replies"] > 0 and row["tokens"] > 0 and row["tok_s"] > 0
-            assert row["ttfc_p50_ms"] > 0 and row["rss_mb"] > 0 and row["pss_mb"] > 0
-    assert all(math.isfinite(r["tok_s_ratio"]) and r["tok_s_ratio"] > 0 for r in server["lean"])
-    assert server["storm"]["server_ready_after"]
+            assert_level_is_whole(row, messages, new_tokens)
+            assert 0 < row["rss_mb"] <= row["peak_rss_mb"] and row["pss_mb"] > 0
+    for ours, theirs in zip(server["lean"], server["naive"]):
+        assert math.isclose(ours["tok_s_ratio"], ours["tok_s"] / theirs["tok_s"])
+        assert math.isclose(ours["ttfc_ratio"], theirs["ttfc_p50_ms"] / ours["ttfc_p50_ms"])
+    single = server["lean"][0]
+    assert len(single["pair_ratios"]) == server["single_pairs"]
+    assert math.isclose(sorted(single["pair_ratios"])[len(single["pair_ratios"]) // 2], single["tok_s_ratio"])
+    storm = server["storm"]
+    assert storm["server_ready_after"]
+    assert_level_is_whole(storm["calm"], messages, new_tokens)
+    for phase in storm["phases"]:
+        assert_level_is_whole(phase["level"], messages, new_tokens)
+        flooder = phase["flooder"]
+        assert 0 < flooder["received"] <= flooder["sent"]  # one answer per bad frame at most
+        assert flooder["closed"] is None  # bad frames are answered, never a reason to drop the connection
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def assert_level_is_whole(row: dict, messages: int, new_tokens: int) -> None:
+    """Every session answered, each within its messages and each reply within its tokens."""
+    assert row["errors"] == row["dropped"] == row["unfinished"] == 0, row["problems"]
+    assert row["sessions"] <= row["replies"] <= row["sessions"] * messages
+    assert 0 < row["tokens"] <= row["replies"] * new_tokens
+    assert row["wall_s"] > 0 and math.isclose(row["tok_s"], row["tokens"] / row["wall_s"])
+    assert 0 < row["ttfc_p50_ms"] <= row["ttfc_p99_ms"] and not row["gap_p50_ms"] > row["gap_p99_ms"]
 
 
 def test_a_server_that_is_not_ready_in_time_is_reported_not_measured_and_fails_the_run(tmp_path):

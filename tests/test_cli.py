@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,14 @@ def test_config_precedence_flag_then_env_then_default():
     args = parser.parse_args(["--port", "9001"])
     config = Config.from_sources(args, env={"JOEY_PORT": "9002", "JOEY_TEMPERATURE": "0.5"})
     assert config.port == 9001 and config.temperature == 0.5 and config.max_batch == Config().max_batch
+
+
+def test_no_help_line_is_longer_than_100_characters_on_a_wide_terminal():
+    for command in ("serve", "train", "eval", "chat", "telegram"):
+        result = subprocess.run([sys.executable, "-m", "backend.cli", command, "--help"], cwd=ROOT, capture_output=True,
+                                text=True, env={**os.environ, "COLUMNS": "300"}, timeout=120)
+        assert result.returncode == 0
+        assert max(map(len, result.stdout.splitlines())) <= 100, command
 
 
 def test_every_config_field_has_help():

@@ -8,6 +8,7 @@ import gc
 import pytest
 
 from bench.tiny_model import TINY_CHARACTER_CARD
+from model.engine_options import EngineOptions
 from model.character import Character
 from model.generator import JoeyGenerator
 from model.loading import ModelNotFound, shared_prefix
@@ -20,7 +21,7 @@ from tests.conftest import wait_until
 async def generator(tiny_model, request):
     """The engine on a thread of this process, and in a child process (the server's default):
     the tests that use this fixture hold for both."""
-    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=4, process=request.param == "process")
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), EngineOptions(max_batch=4, process=request.param == "process"))
     gen.start()
     yield gen
     gen.stop()
@@ -99,8 +100,9 @@ async def test_greedy_replies_equal_hf_generate_even_when_requests_join_at_diffe
     dirs = request.getfixturevalue(which)
     # fp32 so equality is exact; a 4-token prefill chunk so later prompts go in while others
     # decode, or a 64-token one so prompts that arrive together share passes.
-    gen = JoeyGenerator.load(str(dirs[0]), str(dirs[1]), max_batch=4, dtype="fp32", prefill_chunk=64 if together else 4,
-                             sentence_holdback=0, character=Character.parse(TINY_CHARACTER_CARD))
+    options = EngineOptions(max_batch=4, dtype="fp32", prefill_chunk=64 if together else 4, sentence_holdback=0,
+                            process=False)
+    gen = JoeyGenerator.load(str(dirs[0]), str(dirs[1]), options, character=Character.parse(TINY_CHARACTER_CARD))
     gen.start()
     try:
         hf, stops = load_hf(dirs), stop_token_ids(gen.tokenizer)
@@ -133,7 +135,7 @@ async def _drain(reply, chunks: list) -> None:
 async def test_a_reply_cut_by_the_limit_ends_at_its_last_sentence_end(tiny_model):
     from model.detokenize import last_sentence_end
 
-    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, dtype="fp32")
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), EngineOptions(max_batch=2, dtype="fp32", process=False))
     gen.start()
     try:
         cut = 0
@@ -174,7 +176,8 @@ async def test_stats_count_tokens_first_tokens_and_steps(generator):
 
 
 async def test_a_conversations_next_message_prefills_only_what_is_new(tiny_model):
-    kept, plain = (JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, prefix_cache=n)
+    kept, plain = (JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]),
+                                      EngineOptions(max_batch=2, prefix_cache=n, process=False))
                    for n in (2, 0))
     kept.start(), plain.start()
     try:
@@ -193,7 +196,7 @@ async def test_a_conversations_next_message_prefills_only_what_is_new(tiny_model
 
 
 async def test_a_prompt_cached_but_for_its_last_token_is_run_by_the_decode_step(tiny_model):
-    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, dtype="fp32")
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), EngineOptions(max_batch=2, dtype="fp32", process=False))
     passes = []
     lean = gen.engine.model
     prefill_rows = lean.prefill_rows
@@ -214,7 +217,7 @@ async def test_a_prompt_cached_but_for_its_last_token_is_run_by_the_decode_step(
 async def test_not_ready_until_warm_up_ends_and_requests_wait_for_it(tiny_model):
     import threading
 
-    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2)
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), EngineOptions(max_batch=2, process=False))
     release = threading.Event()
     gen.engine._warmup = release.wait  # stands in for compiling, which takes long
     gen.start()
@@ -231,7 +234,7 @@ async def test_not_ready_until_warm_up_ends_and_requests_wait_for_it(tiny_model)
 async def test_the_heap_alive_at_start_up_is_frozen_out_of_full_collections(tiny_model):
     """A full collection of an engine's start-up heap stalls every stream (190 ms for SmolLM2)."""
     gc.unfreeze()  # what an earlier engine or server of this test process froze
-    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2)
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), EngineOptions(max_batch=2, process=False))
     gen.start()
     try:
         assert await wait_until(lambda: gen.ready)
@@ -253,14 +256,15 @@ def test_the_engine_is_set_up_on_one_thread_which_it_leaves_so(tiny_model, monke
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        engine, _, _ = generator.build_engine(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, threads=2)
+        engine, _, _ = generator.build_engine(str(tiny_model[0]), str(tiny_model[1]),
+                                              EngineOptions(max_batch=2, threads=2, process=False).resolved())
         assert (seen, torch.get_num_threads(), engine.model.threads) == ([1], 1, 2)
     finally:
         torch.set_num_threads(before)
 
 
 async def test_a_long_new_prompt_does_not_stall_a_running_stream(tiny_model):
-    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2, prefill_chunk=8)
+    gen = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), EngineOptions(max_batch=2, prefill_chunk=8, process=False))
     gen.start()
     try:
         order: list[str] = []

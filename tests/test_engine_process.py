@@ -13,6 +13,7 @@ import signal
 
 import pytest
 
+from model.engine_options import EngineOptions
 from model.generator import JoeyGenerator
 from model.prompt import Turn
 from model.reply import EngineError, FinishReason
@@ -22,11 +23,11 @@ LONG = GenerationParams(max_new_tokens=200, min_new_tokens=200, temperature=0)
 
 
 def process_generator(base, adapter, **options) -> JoeyGenerator:
-    return JoeyGenerator.load(str(base), str(adapter), max_batch=2, process=True, **options)
+    return JoeyGenerator.load(str(base), str(adapter), EngineOptions(max_batch=2, process=True, **options))
 
 
 async def test_the_weights_live_in_the_child_and_its_replies_equal_the_threads(tiny_model):
-    thread = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), max_batch=2)
+    thread = JoeyGenerator.load(str(tiny_model[0]), str(tiny_model[1]), EngineOptions(max_batch=2, process=False))
     child = process_generator(*tiny_model)
     assert not hasattr(child.engine, "model")  # the server process never loads the weights
     thread.start(), child.start()

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from model.engine_options import EngineOptions
 from model.generator import JoeyGenerator
 from model.presets import PRESETS
 from model.prompt import Turn
@@ -25,7 +26,7 @@ CASES = [(name, case) for name, cases in GOLDEN.items() for case in cases]
 def shipped():
     loaded = {}
     for name in GOLDEN:
-        gen = JoeyGenerator.from_preset(name, max_batch=4, dtype=GOLDEN_DTYPE)
+        gen = JoeyGenerator.from_preset(name, options=EngineOptions(max_batch=4, dtype=GOLDEN_DTYPE, process=False))
         gen.start()
         loaded[name] = gen
     yield loaded
@@ -43,6 +44,12 @@ def test_adapters_ship_as_small_fp16_safetensors():
             assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
     mini_base = json.loads((ROOT / "weights" / "mini" / "base" / "config.json").read_text())
     assert mini_base["dtype"] == "float16"
+
+
+def test_shipped_files_name_no_path_of_the_machine_that_made_them():
+    for config in (ROOT / "weights").rglob("*config.json"):
+        text = config.read_text()
+        assert "/work/" not in text and "/home/" not in text and '": "/' not in text, config
 
 
 @pytest.mark.parametrize("name,case", CASES, ids=[f"{n}-{c['text'][:20]}" for n, c in CASES])

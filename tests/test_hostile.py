@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import sqlite3
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Opcode
 
 from model.prompt import ENDOFTEXT, IM_END, IM_START, SPECIAL_TOKENS, Turn, build_prompt
 from tests.conftest import connect, wait_until
@@ -272,14 +274,35 @@ def _masked(text: str) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload  # a zero mask leaves it as it is
 
 
+class _Pongs(logging.Handler):
+    """Counts the pongs a `websockets` client sends (it logs each frame): one per ping it read."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.count = 0
+        self.logger = logging.getLogger(f"tests.pongs.{id(self)}")
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "> %s" and getattr(record.args[0], "opcode", None) is Opcode.PONG:
+            self.count += 1
+
+
 async def test_a_client_that_stops_reading_is_closed_by_the_keepalive(make_server):
     server = make_server(ping_interval_s=0.3, ping_timeout_s=0.5, max_new_tokens=3)
-    async with connect(server.url) as reader:  # the control: a client that reads answers the pings
+    pongs = _Pongs()
+    async with connect(server.url, logger=pongs.logger) as reader:  # the control: a client that reads
         await reader.open()
         with socket.create_connection(("127.0.0.1", server.config.port), timeout=10) as s:
             assert upgrade(s, f"127.0.0.1:{server.config.port}") == 101
             s.sendall(_masked('{"type":"open"}') + _masked('{"type":"message","id":"m","text":"hi"}'))
             # ...and never reads again: its few hundred bytes of replies are far from filling a buffer.
             assert await wait_until(lambda: connections(server) == 1, timeout=10)
-        await asyncio.sleep(1.0)  # a few more ping rounds
+        answered = pongs.count
+        assert answered >= 1  # the reader was pinged too, and stayed
+        # Three more ping rounds, each answered, and the reader is still connected and chatting.
+        assert await wait_until(lambda: pongs.count >= answered + 3, timeout=10)
+        assert connections(server) == 1
         await still_chats(reader)

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from backend.config import Config
-from backend.hub import Hub, SessionState
+from backend.hub import Hub
 from backend.session import IllegalTransition, Reply, ReplyState
 from backend.protocol import ErrorCode, ProtocolError
 from backend.store import SessionStore
@@ -99,7 +99,7 @@ async def test_answer_flow_and_history(make_hub):
     assert [f["type"] for f in frames] == ["reply_start", "chunk", "chunk", "reply_end"]
     assert frames[-1]["text"] == "hello there "
     assert [t.speaker for t in session.turns()] == ["Ross", "Joey"]
-    assert session.state is SessionState.IDLE
+    assert not session.answering
 
 
 async def test_busy_and_illegal_transition_message(make_hub):
@@ -123,7 +123,7 @@ async def test_cancel_before_the_reply_task_runs_still_ends_the_reply(make_hub):
     hub.cancel(session)  # the task has not had a single step yet
     frames = await drain_until(out, "reply_end")
     assert [f["type"] for f in frames] == ["reply_start", "reply_end"]
-    assert frames[-1]["finish_reason"] == "cancelled" and session.state is SessionState.IDLE
+    assert frames[-1]["finish_reason"] == "cancelled" and not session.answering
     hub.send(session, "b", "again")
     assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
 
@@ -134,7 +134,7 @@ async def test_a_generator_that_raises_fails_the_reply_not_the_session(make_hub)
     hub.send(session, "a", "hi")
     frames = await drain_until(out, "reply_end")
     assert [f.get("code") for f in frames if f["type"] == "error"] == ["model_error"]
-    assert frames[-1]["finish_reason"] == "error" and session.state is SessionState.IDLE
+    assert frames[-1]["finish_reason"] == "error" and not session.answering
     hub.generator = ScriptedGenerator()
     hub.send(session, "b", "hi again")
     assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
@@ -220,7 +220,7 @@ async def test_unused_sessions_expire_fast_and_used_ones_slowly(make_hub):
     for session in (fresh, used):
         session.last_active -= 120  # two minutes pass
     assert hub.reap() == 1
-    assert fresh.id not in hub.sessions and fresh.state is SessionState.CLOSED and used.id in hub.sessions
+    assert fresh.id not in hub.sessions and fresh.closed and used.id in hub.sessions
     with pytest.raises(ProtocolError) as err:
         hub.resume(fresh.id, fresh.token)
     assert err.value.code is ErrorCode.RESUME_REFUSED
@@ -300,7 +300,7 @@ async def test_a_failing_store_costs_durability_not_the_conversation(make_hub):
     hub.send(session, "1", "hello")
     assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
     await hub.reset(session)
-    assert (await drain_until(out, "reset"))[-1]["type"] == "reset" and session.state is SessionState.IDLE
+    assert (await drain_until(out, "reset"))[-1]["type"] == "reset" and not session.answering
 
 
 async def test_a_server_bug_on_one_frame_is_a_typed_error_and_the_endpoint_carries_on(make_hub):
@@ -320,3 +320,28 @@ async def test_a_server_bug_on_one_frame_is_a_typed_error_and_the_endpoint_carri
     await endpoint.receive('{"type":"ping","nonce":3}')
     assert endpoint.outbox.get_nowait() == {"type": "pong", "nonce": 3}
     endpoint.close()
+
+
+def test_the_local_relay_has_the_redis_relays_interface():
+    """One replica or many, the hub makes the same calls: a server alone has the no-op LocalRelay."""
+    import inspect
+
+    from backend.relay import LocalRelay, Relay
+
+    def face(cls) -> dict:
+        return {name: (str(inspect.signature(member)) if callable(member) else type(member),
+                       inspect.iscoroutinefunction(member))
+                for name, member in inspect.getmembers(cls) if not name.startswith("_")}
+
+    assert face(LocalRelay) == face(Relay)
+    assert (LocalRelay.shared, Relay.shared) == (False, True)
+
+
+async def test_a_server_alone_relays_nothing_and_keeps_rate_windows_in_its_sessions(make_hub):
+    hub, _ = make_hub(rate_limit_messages=1, rate_limit_window_s=3600)
+    assert not hub.relay.shared
+    session, out = attached(hub)
+    hub.send(session, "1", "hi")
+    await drain_until(out, "reply_end")
+    again = hub.resume(session.id, session.token)  # no other replica: nothing to follow
+    assert again is session and not session.answering and len(session.sent_times) == 1

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from bench.process import free_port
+from model.engine_options import EngineOptions
 from model.engine import Engine
 from model.engine_api import EngineClient
 from model.engine_process import EngineProcess
@@ -34,8 +35,8 @@ def tokenizer(tiny_model):
 
 def test_every_engine_has_the_engine_client_face(tiny_model, tokenizer):
     base, adapter = map(str, tiny_model)
-    thread = JoeyGenerator.load(base, adapter, max_batch=1).engine
-    process = EngineProcess(dict(base=base, adapter=adapter, max_batch=1))  # not started: no child yet
+    thread = JoeyGenerator.load(base, adapter, EngineOptions(max_batch=1, process=False)).engine
+    process = EngineProcess(base, adapter, EngineOptions(max_batch=1))  # not started: no child yet
     remote = RemoteEngine([f"http://127.0.0.1:{free_port()}/v1"], tokenizer, stop_token_ids(tokenizer))
     for engine, kind in ((thread, Engine), (process, EngineProcess), (remote, RemoteEngine)):
         assert isinstance(engine, EngineClient), kind.__name__

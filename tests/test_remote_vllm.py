@@ -20,6 +20,7 @@ import pytest
 from backend.config import Config
 from bench.process import free_port
 from bench.vllm_server import ADAPTER, BASE, VllmServer, installed
+from model.engine_options import EngineOptions
 from model.generator import JoeyGenerator
 from model.prompt import Turn, build_prompt, stop_token_ids
 from model.remote import RemoteEngine
@@ -28,7 +29,7 @@ from model.remote_pool import RemoteSettings
 from model.reply import EngineError, FinishReason
 from model.sampling import GenerationParams
 from tests.conftest import ROOT, RunningServer, connect
-from tests.server_thread import ServerThread
+from tests.http_relay import Relay
 
 GREEDY = GenerationParams(max_new_tokens=40, temperature=0.0, repetition_penalty=1.0)
 LONG = GenerationParams(max_new_tokens=400, min_new_tokens=400, temperature=0.0, repetition_penalty=1.0)
@@ -65,7 +66,7 @@ def remote_config(url: str, **overrides) -> Config:
 
 
 def remote_generator(*urls: str, sentence_holdback: int = 16, **settings) -> JoeyGenerator:
-    return JoeyGenerator.remote(list(urls), str(BASE), context=1024, sentence_holdback=sentence_holdback,
+    return JoeyGenerator.remote(list(urls), str(BASE), EngineOptions(context=1024, sentence_holdback=sentence_holdback),
                                 settings=RemoteSettings(**settings))
 
 
@@ -85,73 +86,6 @@ def max_repeats(text: str) -> int:
 
 async def text_of(reply) -> str:
     return "".join([chunk async for chunk in reply])
-
-
-class Relay:
-    """HTTP in front of a real engine: answers the first completions with the ``refuse`` statuses
-    (each with its Retry-After, or none), then relays every request and its stream as it comes.
-    Counts what it refused and relayed, and the relayed streams still open."""
-
-    def __init__(self, target: str, refuse: list[tuple[int, str | None]] = ()):
-        self.target, self.refuse = target.rstrip("/"), list(refuse)
-        self.refused = self.relayed = self.open = 0
-        self.port = free_port()
-        self.server = ServerThread(self, self.port, lifespan="off")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    async def __call__(self, scope, receive, send):
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        completion = scope["method"] == "POST" and scope["path"].endswith("/completions")
-        if completion and self.refuse:
-            status, retry_after = self.refuse.pop(0)
-            self.refused += 1
-            headers = [(b"content-type", b"application/json")] + \
-                ([(b"retry-after", retry_after.encode())] if retry_after is not None else [])
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": b'{"error": {"message": "overloaded"}}'})
-            return
-        self.relayed += completion
-        self.open += completion
-
-        async def relay():
-            async with httpx.AsyncClient(timeout=None) as client:
-                async with client.stream(scope["method"], self.target + scope["path"], content=body,
-                                         headers={"content-type": "application/json"}) as upstream:
-                    await send({"type": "http.response.start", "status": upstream.status_code,
-                                "headers": [(b"content-type", upstream.headers.get("content-type", "").encode())]})
-                    async for chunk in upstream.aiter_raw():
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await send({"type": "http.response.body", "body": b""})
-
-        async def client_gone():
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
-        # uvicorn drops what is sent to a client that has gone: watch for it, and then close the
-        # upstream stream (cancelling the relay leaves its blocks), as that client's close would.
-        tasks = [asyncio.ensure_future(relay()), asyncio.ensure_future(client_gone())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.open -= completion
-
-    def __enter__(self) -> "Relay":
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.__exit__(*exc)
 
 
 # --- the engine down at start, then dying mid-reply: first, so its starts serve the module --------
@@ -201,7 +135,8 @@ async def test_greedy_replies_from_vllm_equal_ours_except_at_near_ties(vllm):
     up(vllm)
     # No sentence holdback: each text is then exactly its tokens, cut by the limit or not.
     remote = remote_generator(vllm.url, sentence_holdback=0)
-    ours = JoeyGenerator.from_preset("smollm2", context=1024, max_batch=2, threads=1, sentence_holdback=0)
+    ours = JoeyGenerator.from_preset("smollm2", options=EngineOptions(context=1024, max_batch=2, threads=1,
+                                                                      sentence_holdback=0, process=False))
     remote.start(), ours.start()
     try:
         assert await asyncio.to_thread(ours.engine.wait_ready, 300)
@@ -230,7 +165,8 @@ async def test_greedy_replies_from_vllm_equal_ours_except_at_near_ties(vllm):
                          if not my_text.startswith(tokenizer.decode(ids[:i + 1], skip_special_tokens=True).lstrip()))
                 top2 = logits[:k + 1].topk(2, dim=1).values
                 assert (top2[:, 0] - top2[:, 1]).min().item() <= TOLERANCE, (their_text, my_text)
-    assert sum(a == b for a, b in zip(theirs, mine)) >= len(PROMPTS) // 2, list(zip(theirs, mine))
+    # Most are equal outright (all but one where both run bf16; fewer against our fp32 on a CPU without bf16).
+    assert sum(a == b for a, b in zip(theirs, mine)) >= 3, list(zip(theirs, mine))
 
 
 async def test_every_sampling_setting_reaches_vllm(vllm):

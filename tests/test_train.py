@@ -8,6 +8,7 @@ import json
 
 from safetensors import safe_open
 
+from model.engine_options import EngineOptions
 from model.generator import JoeyGenerator
 from model.prompt import Turn
 from model.sampling import GREEDY
@@ -21,7 +22,7 @@ EIGHT_TOKENS = dataclasses.replace(GREEDY, min_new_tokens=8, max_new_tokens=8)
 
 def reply(base: str, adapter: str | None) -> str:
     async def ask() -> str:
-        gen = JoeyGenerator.load(base, adapter, max_batch=2)
+        gen = JoeyGenerator.load(base, adapter, EngineOptions(max_batch=2, process=False))
         gen.start()
         try:
             return "".join([c async for c in gen.stream([Turn("Ross", "Hi")], EIGHT_TOKENS)])

@@ -17,6 +17,7 @@ import random
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from model.engine_options import EngineOptions
 from model.presets import PRESETS, ROOT
 from model.prompt import DEFAULT_USER_NAME, Turn
 from model.sampling import GREEDY, GenerationParams
@@ -92,7 +93,7 @@ class Replier:
 
         from model.generator import JoeyGenerator
 
-        self.gen = JoeyGenerator.from_preset(preset, with_adapter, max_batch=16, threads=threads)
+        self.gen = JoeyGenerator.from_preset(preset, with_adapter, EngineOptions(max_batch=16, threads=threads, process=False))
         torch.set_num_threads(threads)  # loading left this thread on one (build_engine); scoring runs here
         self.gen.start()
 

@@ -31,7 +31,8 @@ from model.character import Character, default_character
 from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn, ask_ids, head_ids, render_turn, reply_ids
 from training import chats as synthetic
 from training import data as corpus
-from training.loop import RunLog, Schedule, train
+from training import loop
+from training.loop import RunLog, Schedule
 from training.metrics import Embedder, StyleClassifier, cosines, is_echo, normal_words, style_classifier
 from training.train_config import TrainConfig
 
@@ -261,6 +262,6 @@ def train_lora(cfg: TrainConfig, tok, base, scenes: list[corpus.Scene], run_log:
             epoch.extend(length_batches(train, cfg.batch, rng))
         return collate(epoch.pop(), tok.pad_token_id)
 
-    train(model, opt, Schedule("lora", cfg.lora_steps, cfg.lora_lr, cfg.lora_warmup, cfg.eval_every), next_batch,
+    loop.train(model, opt, Schedule("lora", cfg.lora_steps, cfg.lora_lr, cfg.lora_warmup, cfg.eval_every), next_batch,
           loss_of=lambda b: sheet.loss(model, *b), tokens_of=lambda b: int(b[2].sum()), val=val_batches, run_log=run_log)
     return model

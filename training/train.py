@@ -9,6 +9,7 @@ adapter is retrained on ``work/base``. Final weights go to ``--out/<base>/`` as 
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import asdict
@@ -87,8 +88,19 @@ def save_adapter(cfg: TrainConfig, peft_model) -> Path:
             p.data = p.data.to(torch.float16)
     peft_model.save_pretrained(str(lora_out))
     (lora_out / "README.md").unlink(missing_ok=True)  # peft's empty template; docs/MODEL.md is the card
+    portable_adapter_config(lora_out / "adapter_config.json", cfg.base)
     log.info("saved %s", lora_out)
     return lora_out
+
+
+def portable_adapter_config(path: Path, base: str) -> None:
+    """Name the base by its public name, not by a path of the machine that trained it: serving
+    always passes the base explicitly, so the name only tells a reader (and vLLM) what it is."""
+    from model.presets import PUBLIC_BASES
+
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = PUBLIC_BASES.get(base, Path(str(config.get("base_model_name_or_path") or base)).name)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def plot_history(history: list, path: Path) -> None:
