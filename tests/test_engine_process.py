@@ -75,7 +75,7 @@ async def test_the_childs_log_records_reach_the_servers_loggers(tiny_model, capl
     gen.start()
     try:
         assert gen.engine.wait_ready(60)
-        assert any(r.name == "joey.generator" and r.getMessage().startswith("loaded ") for r in caplog.records)
+        assert any(r.name == "joey.loading" and r.getMessage().startswith("loaded ") for r in caplog.records)
     finally:
         gen.stop()
 

@@ -45,7 +45,7 @@ TOLERANCE = 0.5
 def vllm():
     if not installed():
         if os.environ.get("CI"):
-            pytest.fail("vLLM is not installed: scripts/setup.sh test runs scripts/setup_vllm.sh")
+            pytest.fail("vLLM is not installed: scripts/setup.sh test runs scripts/setup_vllm.sh (var/vllm-setup.log)")
         pytest.skip("vLLM is not installed: run bash scripts/setup_vllm.sh")
     server = VllmServer(free_port())  # started by the first test that needs it
     yield server
@@ -174,12 +174,17 @@ async def test_every_sampling_setting_reaches_vllm(vllm):
     gen = remote_generator(vllm.url)
     gen.start()
     try:
-        # top_k 1, or a tiny top_p, leaves one token to draw, whatever the temperature (on a
-        # prompt whose greedy path has no near-tie: vLLM's sampler and its argmax round apart).
+        # top_k 1, or a tiny top_p, leaves one token to draw, whatever the temperature and the
+        # seed: every narrowed draw is the same text, where a draw at T=1.5 from the whole
+        # vocabulary would differ. (Compared with each other, not with greedy: vLLM's sampler and
+        # its argmax round apart where the greedy path has a near-tie.)
         turns = [Turn("Ross", "Do you share food?")]
-        greedy = await text_of(gen.stream(turns, GREEDY))
-        for narrow in (dict(top_k=1, top_p=1.0), dict(top_k=0, top_p=0.01)):
-            assert await text_of(gen.stream(turns, dataclasses.replace(GREEDY, temperature=1.5, **narrow))) == greedy
+        # Six tokens: later, bf16 near-ties in the sheet's echo may round either way between runs.
+        short = dataclasses.replace(GREEDY, temperature=1.5, max_new_tokens=6, min_new_tokens=6)
+        narrowed = {await text_of(gen.stream(turns, dataclasses.replace(short, seed=seed, **narrow)))
+                    for seed, narrow in ((1, dict(top_k=1, top_p=1.0)), (2, dict(top_k=1, top_p=1.0)),
+                                         (3, dict(top_k=0, top_p=0.01)))}
+        assert len(narrowed) == 1
         turns = [Turn("Ross", "Tell me about Days of Our Lives.")]  # greedy, it says one sentence over and over
         repeats = await text_of(gen.stream(turns, GREEDY))
         penalised = await text_of(gen.stream(turns, dataclasses.replace(GREEDY, repetition_penalty=1.5)))
@@ -211,7 +216,7 @@ async def test_a_chat_through_the_hub_streams_from_vllm_and_cancel_frees_its_req
                 assert again["text"]
                 assert vllm.metric("vllm:num_requests_running") == 0
                 await c.streaming("Tell me a long story about your acting.", "m3")
-                assert await until(lambda: vllm.metric("vllm:num_requests_running") == 1)
+                assert await until(lambda: vllm.metric("vllm:num_requests_running") == 1, 30)
                 await c.send(type="cancel")
                 cancelled, _ = await c.until("reply_end")
                 assert cancelled["finish_reason"] == "cancelled" and cancelled["tokens"] < 40

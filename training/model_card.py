@@ -42,14 +42,15 @@ def _probe_examples(samples: dict) -> str:
     """A real conversation with its recall, and the first persona answers, as sampled."""
     if not samples:
         return ""
-    talk = samples["memory"][0]
+    talk = next((c for c in samples["memory"] if c["right"]), samples["memory"][0])
     lines = [f"> **{speaker}:** {_cell(text)}  " for speaker, text in talk["turns"]]
     persona = _table(["asked in a fresh conversation", "Joey Chat", "right"],
                      [[_cell(p["q"]), _cell(p["reply"]), "yes" if p["right"] else "no"] for p in samples["persona"]])
     staying = _table(["trying to pull him out", "Joey Chat", "in character"],
                      [[_cell(p["q"]), _cell(p["reply"]), "yes" if p["in_character"] else "no"] for p in samples["in_character"]])
-    return ("A conversation sampled at the server's defaults (the first of the memory probe; "
-            f"{'recalled' if talk['right'] else 'not recalled'}):\n\n" + "\n".join(lines) + "\n\n" + persona + "\n\n" + staying)
+    recalled = sum(c["right"] for c in samples["memory"])
+    return (f"A conversation sampled at the server's defaults, from the memory probe (of its first {len(samples['memory'])}, "
+            f"{recalled} recalled the fact; this one {'did' if talk['right'] else 'did not'}):\n\n" + "\n".join(lines) + "\n\n" + persona + "\n\n" + staying)
 
 
 def write_model_card(results: dict, out: Path, work: Path) -> None:
@@ -158,9 +159,8 @@ al., 2020), and lines the style classifier scores under P(joey) 0.47 (lines any 
 Each filter's effect on the previous adapter is in this file's git history.
 
 ## Training
-One command with fixed seeds: `joey train --data ../shared/data` (the shipped adapter is this run
-with `--lora-steps 160 --lora-lr 5e-4 --lora-warmup 12 --eval-every 40`, on a 2-core machine shared
-with other work; the log is below). LoRA rank {lora['r']}, alpha {lora['lora_alpha']}, dropout
+One command with fixed seeds: `joey train --data ../shared/data` (the shipped adapter is this run,
+35 minutes on a 2-core machine shared with other work; the log is below). LoRA rank {lora['r']}, alpha {lora['lora_alpha']}, dropout
 {lora.get('lora_dropout')}, on {', '.join(sorted(lora['target_modules']))} of the top
 {len(layers) or 'all'} of 30 layers; AdamW with linear warm-up and cosine decay to 10%, gradient
 clipping at 1.0, batch 16, frozen base in bf16 with fp32 adapters, loss on Joey's reply tokens and
@@ -210,6 +210,14 @@ mid-sentence. **Echo**: the reply mostly copies the line said. **Mean words** pe
 (relevance {real['relevance']:.3f}, style {real['style']:.3f}, distinct-2 {real['distinct2']:.2f}, {real['words']:.1f} words):
 
 {_table(["target", "result"], targets)}
+
+**What the sheet and the mixture moved** (issue 24; the same probes and held-out lines, the
+previous adapter served with the sheet-less prompt of its training): persona 0.05 to the figure
+above, memory 0.19 to it, while relevance fell by about 0.014 and distinct-2 stayed near its
+former level, both short of their targets. Recalling the user's *name* is the weakest fact: the
+evaluation asks for it in ways ("say my name", "what am I called") the templates never used.
+The levers left untried in this budget: more persona phrasings and steps (the run saw half an
+epoch of the mixture), LoRA on all 30 layers, and scene windows weighted up to restore relevance.
 
 ### Sampling defaults, chosen by measurement
 The server's defaults ({sampling}) were chosen from sweeps on the same held-out lines

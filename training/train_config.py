@@ -33,9 +33,9 @@ class TrainConfig:
     lr: float = opt(2e-3, "mini: pre-training peak learning rate")
     warmup: int = opt(100, "mini: pre-training warm-up steps")
     include_more: bool = opt(True, "mini: add more_dialogue to pre-training for broader English")
-    lora_steps: int = opt(300, "optimizer steps of the adapter, about one epoch of the mixture (mini: 600)")
-    lora_lr: float = opt(4e-4, "peak learning rate of the adapter (mini: 1e-3)")
-    lora_warmup: int = opt(20, "linear warm-up steps before the cosine decay")
+    lora_steps: int = opt(160, "optimizer steps of the adapter, half an epoch of the mixture (mini: 600)")
+    lora_lr: float = opt(5e-4, "peak learning rate of the adapter (mini: 1e-3)")
+    lora_warmup: int = opt(12, "linear warm-up steps before the cosine decay")
     lora_r: int = opt(16, "LoRA rank")
     lora_alpha: int = opt(32, "LoRA scale numerator (the update is scaled by alpha / r)")
     lora_layers: int = opt(15, "LoRA on the top N layers only (0 = all): backward stops early, 1.5x faster (mini: 0)")
@@ -49,7 +49,7 @@ class TrainConfig:
     lora_persona_chats: int = opt(1500, "synthetic conversations asking about Joey's life, answered from the sheet (training/chats.py)")
     lora_memory_chats: int = opt(1500, "synthetic conversations that state facts about the user and later ask for one")
     lora_reply_tokens: int = opt(64, "longer Joey lines are cut (and then teach no end of turn)")
-    eval_every: int = opt(50, "steps between validation losses (logged and plotted)")
+    eval_every: int = opt(40, "steps between validation losses (logged and plotted)")
 
     def base_name(self) -> str:
         """The folder under ``out`` that this run's weights go to."""
