@@ -226,8 +226,15 @@ async def test_a_full_engine_queue_is_a_rate_limit_too_and_a_closed_stream_frees
 async def test_a_client_that_stops_waiting_for_a_whole_completion_cancels_it(talkative):
     server = talkative
     before = (await scrape(server)).get(CANCELLED, 0)
-    with pytest.raises(openai.APITimeoutError):
-        sdk(server, timeout=0.3).chat.completions.create(model="joey", messages=HI)
+    # On a quiet machine the tiny model may finish 200 tokens before a patient client gives up:
+    # such a completion is simply answered, and a less patient client tries next.
+    for timeout in (0.3, 0.1, 0.03):
+        try:
+            sdk(server, timeout=timeout).chat.completions.create(model="joey", messages=HI)
+        except openai.APITimeoutError:
+            break
+    else:
+        pytest.fail("every completion finished before its client gave up")
     assert await wait_until(lambda: left_nothing_behind(server), timeout=3)
     assert (await scrape(server))[CANCELLED] == before + 1
 
