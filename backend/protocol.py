@@ -96,13 +96,14 @@ def _field(obj: dict, name: str, kind: type | tuple, required: bool = True, defa
     value = obj[name]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"field {name!r} has the wrong type")
-    if isinstance(value, str) and not _encodable(value):
+    if isinstance(value, str) and not encodable(value):
         # JSON may escape a lone surrogate ("\ud800"); no tokenizer, database or UTF-8 peer can hold one.
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"field {name!r} is not valid Unicode (lone surrogate)")
     return value
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """Can ``text`` be UTF-8 at all? JSON may escape a lone surrogate that no peer can hold."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

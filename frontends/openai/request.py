@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 
 from backend.config import Config
+from backend.protocol import encodable
 from frontends.openai.errors import bad_request, too_large
 
 ROLES = ("system", "developer", "user", "assistant")  # developer is the newer name of system
@@ -100,18 +101,10 @@ def _get(obj: dict, name: str, kind, required: bool = False, param: str | None =
     # bool is an int to Python, never to JSON
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise bad_request(f"'{param}' must be {_JSON_TYPE[kind]}", "invalid_type", param)
-    if isinstance(value, str) and not _encodable(value):
+    if isinstance(value, str) and not encodable(value):
         # JSON may escape a lone surrogate ("\ud800"); no tokenizer or UTF-8 peer can hold one.
         raise bad_request(f"'{param}' is not valid Unicode (a lone surrogate)", "invalid_value", param)
     return value
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _number(obj: dict, name: str, low: float, high: float) -> float | None:
@@ -127,7 +120,7 @@ def _stops(obj: dict) -> tuple[str, ...]:
     if len(stops) > MAX_STOPS:
         raise bad_request(f"at most {MAX_STOPS} stop sequences", "invalid_value", "stop")
     for i, text in enumerate(stops):
-        if not isinstance(text, str) or not _encodable(text):
+        if not isinstance(text, str) or not encodable(text):
             raise bad_request("'stop' must be a string or an array of strings", "invalid_type", f"stop[{i}]")
         if not 0 < len(text) <= MAX_STOP_CHARS:
             raise bad_request(f"a stop sequence must be 1 to {MAX_STOP_CHARS} characters", "invalid_value",
