@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -94,11 +94,11 @@ def trusted_host(host: str) -> bool:
     return True
 
 
-def api_key_ok(websocket: WebSocket, config: Config) -> bool:
+def api_key_ok(connection: HTTPConnection, config: Config) -> bool:
     if not config.api_key:
         return True
-    auth = websocket.headers.get("authorization", "")
-    given = auth[7:] if auth.lower().startswith("bearer ") else websocket.query_params.get("api_key", "")
+    auth = connection.headers.get("authorization", "")
+    given = auth[7:] if auth.lower().startswith("bearer ") else connection.query_params.get("api_key", "")
     return hmac.compare_digest(given.encode(), config.api_key.encode())
 
 
@@ -175,6 +175,9 @@ def create_app(config: Config, generator: Generator | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
+        if not api_key_ok(request, config):  # what is served and how busy: for the operator's probes only
+            return JSONResponse({"error": "this server needs its API key"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
         gen = getattr(request.app.state, "generator", None)
         hub = getattr(request.app.state, "hub", None)
         # Not ready while stopping or full, so a load balancer sends newcomers elsewhere.

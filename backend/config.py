@@ -7,19 +7,18 @@ Precedence: command line, then environment (``JOEY_PORT=9000``), then the defaul
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 from dataclasses import dataclass
 
 from model.character import Character, default_character
 from model.engine_options import EngineOptions
-from model.options import opt, parse_bool, parser_for
+from model.options import add_flags, opt, read_settings
 from model.presets import Preset, describe_presets, resolve
 from model.sampling import GenerationParams
 
 # The sampling and engine defaults live in one place each (model/): read, never restated.
 _SAMPLING = GenerationParams()
 _ENGINE = EngineOptions()
+ENV_PREFIX = "JOEY_"
 
 
 @dataclass
@@ -85,7 +84,7 @@ class Config:
     openai_max_messages: int = opt(1000, "most messages in one /v1 request (413 beyond)")
     openai_max_message_chars: int = opt(8000, "longest earlier message or system note in a /v1 request (413 beyond)")
     openai_rate_limit_messages: int = opt(60, "/v1 requests per key (per address without keys) per rate window (429 beyond)")
-    shutdown_grace_s: float = opt(5.0, "on SIGTERM, time to tell clients and end replies before the sockets close")
+    shutdown_grace_s: float = opt(20.0, "on SIGTERM, time replies in flight get to finish; later ones are interrupted, redone")
     log_level: str = opt("info", "debug, info, warning or error")
     log_format: str = opt("text", "'text' or 'json' (one JSON object per line, with session ids, no secrets)")
 
@@ -117,24 +116,11 @@ class Config:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        for f in dataclasses.fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            # A boolean flag alone means true (`--openai`); `--openai false` still reads its value.
-            alone = {"nargs": "?", "const": True} if parser_for(f) is parse_bool else {}
-            parser.add_argument(flag, type=parser_for(f), default=None, **alone,
-                                help=f"{f.metadata['help']} (env JOEY_{f.name.upper()}, default {f.default!r})")
+        add_flags(parser, cls, ENV_PREFIX)
 
     @classmethod
     def from_sources(cls, args: argparse.Namespace | None = None, env: dict | None = None) -> "Config":
-        env = os.environ if env is None else env
-        values = {}
-        for f in dataclasses.fields(cls):
-            raw = getattr(args, f.name, None) if args is not None else None
-            if raw is None and f"JOEY_{f.name.upper()}" in env:
-                raw = env[f"JOEY_{f.name.upper()}"]
-            if raw is not None:
-                values[f.name] = parser_for(f)(raw)
-        return cls(**values)
+        return cls(**read_settings(cls, ENV_PREFIX, args, env))
 
 
 def _names(text: str) -> list[str]:

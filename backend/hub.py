@@ -12,8 +12,8 @@ Rules (docs/protocol.md):
 - Replies are owned by the session, not the connection. If the connection drops, the reply goes
   on for ``orphan_grace_s`` so a resuming client gets the missing chunks; after that it is
   aborted and its engine slot freed.
-- Every reply ends in exactly one ``reply_end``, whatever the generator, tokenizer or store
-  raise, and even when it is cancelled before its task ever ran (backend/session.py: Reply).
+- Every reply ends in exactly one ``reply_end`` (backend/replies.py), but for one that a planned
+  restart interrupts: that one is not kept, as after a crash, and the client's resend answers it.
 - Stream frames carry a per-session ``seq``; a resume replays the in-flight reply after the
   client's ``last_seq``.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import time
 from collections.abc import Iterable
 
 from backend import expiry
@@ -33,7 +32,9 @@ from backend.config import Config
 from backend.metrics import Metrics
 from backend.relay import LocalRelay, Relay
 from backend.replicas import Replicas
-from backend.session import LIVE, Reply, ReplyState, Session
+from backend.replies import Replies
+from backend.session import Reply, ReplyState, Session
+from backend.store import hash_token
 from model.generator import Generator
 from model.prompt import DEFAULT_USER_NAME
 from model.sampling import GenerationParams
@@ -45,11 +46,10 @@ log = logging.getLogger("joey.hub")
 
 class Hub:
     def __init__(self, generator: Generator, config: Config, store=None, metrics: Metrics | None = None):
-        self.generator, self.config, self.store = generator, config, store
+        self.config, self.store = config, store
         self.metrics = metrics or Metrics()
         self.admission = Admission(config)
         self.sessions: dict[str, Session] = {}
-        self.replies: set[Reply] = set()  # in flight, across all sessions
         self.params = GenerationParams(
             max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens,
             temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
@@ -58,6 +58,16 @@ class Hub:
         self._reaper: asyncio.Task | None = None
         self.stopping = False  # set by stop(): no new sessions or replies, clients are told to come back
         self.replicas = Replicas(self.sessions, store, config, self._save, self._error)
+        self.runner = Replies(generator, config, self.metrics, self.admission, self.replicas, self._save)
+        self.replies = self.runner.live  # in flight, across all sessions
+
+    @property
+    def generator(self) -> Generator:
+        return self.runner.generator
+
+    @generator.setter
+    def generator(self, generator: Generator) -> None:
+        self.runner.generator = generator
 
     @property
     def relay(self) -> LocalRelay | Relay:
@@ -77,15 +87,17 @@ class Hub:
             log.info("restored %d sessions", len(self.sessions))
         self._reaper = self.loop.create_task(expiry.reap_forever(self))
 
-    async def stop(self, timeout: float | None = None) -> None:
-        """End every reply as cancelled, tell attached clients the server restarts, save all."""
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Drain: take no new message, let running replies finish within ``grace_s``
+        (interrupted after it, never kept as answers), then tell every client the server restarts."""
         self.stopping = True
         if self._reaper:
             self._reaper.cancel()
         self.replicas.let_go()
-        await self._end_replies(list(self.sessions.values()), timeout or self.config.shutdown_grace_s)
+        sessions = list(self.sessions.values())
+        await self.runner.drain(sessions, self.config.shutdown_grace_s if grace_s is None else grace_s)
         restarting = p.error(p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon"))
-        for session in list(self.sessions.values()):  # each was saved when it last changed
+        for session in sessions:  # each was saved when it last changed
             session.deliver(restarting)
             session.closed = True
         self.sessions.clear()
@@ -122,8 +134,9 @@ class Hub:
         self._refuse_if_stopping()
         session = self.replicas.shared_copy(session_id) or self.sessions.get(session_id)
         # Compare in constant time, and say the same thing for every failure: no oracle.
-        if session is None or not hmac.compare_digest(session.token.encode(), token.encode()):
+        if session is None or not hmac.compare_digest(session.token_hash.encode(), hash_token(token).encode()):
             raise p.ProtocolError(p.ErrorCode.RESUME_REFUSED, "unknown or expired session, or wrong token")
+        session.token = token  # the session frame gives it back
         session.touch()
         self.replicas.resumed(session)
         return session
@@ -184,7 +197,7 @@ class Hub:
         self._admit(session, message_id)
         turn = {"role": "user", "text": text, "message_id": message_id}
         session.history.append({**turn, "name": name} if name else turn)
-        self._start(session, Reply(message_id), params)
+        self.runner.start(session, Reply(message_id), params)
 
     def regenerate(self, session: Session, message_id: str | None = None) -> None:
         """Answer the last user message again; the new reply replaces Joey's previous one."""
@@ -200,7 +213,7 @@ class Hub:
         self._admit(session, target)
         while len(session.history) > last + 1:  # Joey's previous answer goes; the new one takes its place
             session.history.pop()
-        self._start(session, Reply(target, regenerate=True))
+        self.runner.start(session, Reply(target, regenerate=True), self.params)
 
     def cancel(self, session: Session) -> None:
         """Stop the reply in flight (its reply_end says "cancelled"). A no-op when idle."""
@@ -208,7 +221,7 @@ class Hub:
             session.reply.task.cancel()
 
     async def reset(self, session: Session) -> None:
-        await self._end_replies([session], self.config.shutdown_grace_s)
+        await self.runner.end([session], self.config.shutdown_grace_s)
         session.history.clear()
         self._publish(session, p.reset_done(session.next_seq()))
         self._save(session)
@@ -226,68 +239,6 @@ class Hub:
         self.admission.check_capacity(len(self.replies), message_id)
         self.admission.check_rate(session, message_id, self.relay)
 
-    def _start(self, session: Session, reply: Reply, params: GenerationParams | None = None) -> None:
-        session.reply = reply
-        self.replies.add(reply)
-        start = p.reply_start(session.next_seq(), reply.message_id)
-        self._publish(session, {**start, "regenerate": True} if reply.regenerate else start)
-        self.metrics.reply_started(len(self.replies), self.admission.queued(len(self.replies)))
-        reply.task = asyncio.get_running_loop().create_task(self._generate(session, reply, params or self.params))
-        # A task cancelled before it first runs never executes its body: the callback ends it.
-        reply.task.add_done_callback(lambda _: self._finish(session, reply, ReplyState.CANCELLED, "cancelled"))
-
-    async def _generate(self, session: Session, reply: Reply, params: GenerationParams) -> None:
-        stream, outcome, finish = None, ReplyState.FAILED, "error"
-        try:
-            stream = self.generator.stream(session.turns(self.generator.bot_name), params)
-            async for text in stream:
-                if reply.state is ReplyState.PENDING:
-                    reply.move(ReplyState.PENDING, ReplyState.STREAMING)
-                self.metrics.chunk(reply)
-                reply.parts.append(text)
-                self._publish(session, p.chunk(session.next_seq(), reply.message_id, text))
-            outcome, finish = ReplyState.DONE, _reason(stream.finish_reason)
-        except asyncio.CancelledError:
-            outcome, finish = ReplyState.CANCELLED, "cancelled"
-        except Exception:  # tokenizer, engine, anything: the reply fails, the session carries on
-            log.exception("generation failed for session %s", session.id[:8], extra={"session": session.id})
-            session.deliver(self._error(p.ErrorCode.MODEL_ERROR, "Joey could not answer", reply.message_id))
-        finally:
-            if stream is not None:
-                await _close_quietly(stream)
-        self._finish(session, reply, outcome, finish, getattr(stream, "tokens", 0) or 0)
-
-    def _finish(self, session: Session, reply: Reply, outcome: ReplyState, finish: str, tokens: int = 0) -> None:
-        """End ``reply`` once: history, reply_end, dedupe record, save. Later calls do nothing."""
-        if reply.finished:
-            return
-        reply.move(LIVE, outcome)
-        self.replies.discard(reply)
-        text = "".join(reply.parts)
-        if text:
-            session.history.append({"role": "joey", "text": text, "message_id": reply.message_id})
-        end = p.reply_end(session.next_seq(), reply.message_id, text, finish, tokens)
-        session.remember(end, self.config.dedupe_window)
-        session.touch()
-        self.admission.reply_ended(time.monotonic() - reply.started)
-        self.metrics.reply_ended(finish, tokens, len(self.replies))
-        self._save(session)
-        self.replicas.publish(session, end)  # after the save: a follower reads the finished session
-        session.deliver(end)
-
-    async def _end_replies(self, sessions: list[Session], timeout: float) -> None:
-        """Cancel the replies of ``sessions`` and wait for them, at most ``timeout`` seconds."""
-        live = [s.reply for s in sessions if s.answering]
-        for reply in live:
-            reply.task.cancel()
-        if live:
-            await asyncio.wait([r.task for r in live], timeout=timeout)
-        for session in sessions:  # a generator that ignores cancellation cannot hold the session
-            if session.answering:
-                log.error("reply of session %s did not stop within %.1f s", session.id[:8], timeout,
-                          extra={"session": session.id})
-                self._finish(session, session.reply, ReplyState.CANCELLED, "cancelled")
-
     def _abort_orphan(self, session: Session) -> None:
         session.orphan_timer = None
         if session.outbox is None:
@@ -295,14 +246,10 @@ class Hub:
 
     # --- plumbing -----------------------------------------------------------------------------
     def _error(self, code: p.ErrorCode, message: str, message_id: str | None = None) -> dict:
-        self.metrics.errors.labels(code.value).inc()
-        return p.error(p.ProtocolError(code, message, message_id))
+        return self.runner.error(code, message, message_id)
 
     def _publish(self, session: Session, frame: dict) -> None:
-        if frame["type"] in ("reply_start", "chunk") and session.reply is not None:
-            session.reply.frames.append(frame)
-            self.replicas.publish(session, frame)
-        session.deliver(frame)
+        self.runner.publish(session, frame)
 
     def _save(self, session: Session) -> None:
         if self.store is None or not session.used or not session.kept:
@@ -316,13 +263,3 @@ class Hub:
     def reap(self) -> int:
         return expiry.reap(self)
 
-
-def _reason(finish_reason) -> str:
-    return getattr(finish_reason, "value", finish_reason) or "stop"
-
-
-async def _close_quietly(stream) -> None:
-    try:
-        await stream.aclose()
-    except Exception:
-        log.exception("closing a reply stream failed")

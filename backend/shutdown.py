@@ -2,11 +2,12 @@
 
 uvicorn, on a signal, closes every WebSocket with 1012 first and runs the app's shutdown code
 after, too late to send anything. So the app puts its handler in front of uvicorn's: on the
-first signal it ends every reply in flight (a ``reply_end`` with ``cancelled``), sends
-``server_restarting`` (the connection then closes with 1012), saves the sessions, waits for the
-connections to go (at most ``shutdown_grace_s``), and only then hands the signal to uvicorn.
-A second signal goes straight to uvicorn (its forced exit). A watchdog ends the process if
-anything still hangs well past the bound, so a stuck task cannot keep it alive.
+first signal the hub drains (no new messages; replies in flight may finish within
+``shutdown_grace_s``; the rest are interrupted, not kept, and answered again when their clients
+resend after the restart), sends ``server_restarting`` (the connection then closes with 1012),
+waits briefly for the connections to go, and only then hands the signal to uvicorn. A second
+signal goes straight to uvicorn (its forced exit). A watchdog ends the process if anything
+still hangs well past the bound, so a stuck task cannot keep it alive.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 log = logging.getLogger("joey.shutdown")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CLOSE_WAIT_S = 2.0  # after server_restarting, how long the clients get to close their sockets first
 
 
 class GracefulShutdown:
@@ -32,7 +34,7 @@ class GracefulShutdown:
     @property
     def exit_bound_s(self) -> float:
         """Longest the process lives after the first signal: drain, uvicorn's close, lifespan shutdown."""
-        return 3 * self.grace_s + 5
+        return 2 * self.grace_s + 10
 
     def install(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Put our handler in front of uvicorn's. Only the main thread can take signals."""
@@ -58,10 +60,10 @@ class GracefulShutdown:
         self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._drain(signum, frame)))
 
     async def _drain(self, signum: int, frame) -> None:
-        log.info("signal %d: ending replies and telling %d connections", signum, len(self.connections))
+        log.info("signal %d: draining replies, then telling %d connections", signum, len(self.connections))
         try:
-            await asyncio.wait_for(self.hub.stop(self.grace_s / 2), self.grace_s)
-            deadline = time.monotonic() + self.grace_s / 2
+            await asyncio.wait_for(self.hub.stop(self.grace_s), 1.5 * self.grace_s + 2)
+            deadline = time.monotonic() + CLOSE_WAIT_S
             while self.connections and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         except Exception:

@@ -7,7 +7,9 @@ millisecond, so they run inline on the event loop.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
-    token TEXT NOT NULL,
+    token TEXT NOT NULL,     -- "sha256:" + hex digest: a copy of the file cannot resume sessions
     user_name TEXT NOT NULL,
     seq INTEGER NOT NULL,
     history TEXT NOT NULL,   -- JSON list of {role, text, message_id}
@@ -25,10 +27,31 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 
+def hash_token(token: str) -> str:
+    """A session token as stored. Tokens are 256 random bits, so one fast hash is enough."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def stored_token(value: str) -> str:
+    """A row's token hash; a row written before tokens were hashed holds the token itself."""
+    return value if value.startswith("sha256:") else hash_token(value)
+
+
 def session_row(session) -> dict:
     """What a store keeps of a session (the same fields in SQLite and in Redis)."""
-    return {"id": session.id, "token": session.token, "user_name": session.user_name, "seq": session.seq,
+    return {"id": session.id, "token": session.token_hash, "user_name": session.user_name, "seq": session.seq,
             "history": list(session.history), "answered": dict(session.answered)}
+
+
+def private_sqlite(path: str | Path, **options) -> sqlite3.Connection:
+    """A SQLite file only its owner can read (0600): it holds conversations and session secrets.
+    SQLite gives its -wal and -shm files the database file's mode."""
+    if str(path) == ":memory:":
+        return sqlite3.connect(":memory:", **options)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    os.chmod(path, 0o600)  # a file made before this rule, too
+    return sqlite3.connect(str(path), **options)
 
 
 def open_store(config):
@@ -44,8 +67,7 @@ class SessionStore:
     shared = False  # one server per file: the hub loads every session at start
 
     def __init__(self, path: str | Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path))
+        self.db = private_sqlite(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)

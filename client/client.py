@@ -114,6 +114,9 @@ class JoeyClient:
                 return {"type": "_reconnected"}
             if frame["type"] == "error" and frame["code"] == "session_taken_over":
                 raise ClientError(frame)  # another client owns the session now: do not fight it
+            if frame["type"] == "error" and frame["code"] == "server_restarting":
+                await self._recover(ConnectionLost("the server is restarting"))  # it closes next
+                return {"type": "_reconnected"}
             seq = frame.get("seq")
             if seq is not None and not frame.get("duplicate"):
                 if seq <= self.last_seq:
@@ -143,22 +146,23 @@ class JoeyClient:
         """
         message_id = message_id or uuid.uuid4().hex
         message = {"type": "message", "id": message_id, "text": text, **({"name": name} if name else {})}
-        streamed = ""
+        shown = current = ""  # passed on to on_chunk; this reply's text (a restart's redo starts again)
         await self._send(message)
         while True:
             frame = await self._recv()
             kind = frame["type"]
             if kind == "_reconnected":
                 await self._send(message)  # answered already? the server repeats the answer
-            elif kind == "chunk" and frame["message_id"] == message_id:
-                streamed += frame["text"]
-                if on_chunk:
-                    on_chunk(frame["text"])
-            elif kind == "reply_end" and frame["message_id"] == message_id:
-                final = frame["text"]
-                if on_chunk and final.startswith(streamed) and len(final) > len(streamed):
-                    on_chunk(final[len(streamed):])  # what was generated while we were away
-                return frame
+            elif kind == "reply_start" and frame["message_id"] == message_id:
+                current = ""
+            elif kind in ("chunk", "reply_end") and frame["message_id"] == message_id:
+                current = frame["text"] if kind == "reply_end" else current + frame["text"]
+                # Only text that extends what was shown: a reply redone after a restart repeats none.
+                if on_chunk and current.startswith(shown) and len(current) > len(shown):
+                    on_chunk(current[len(shown):])
+                    shown = current
+                if kind == "reply_end":
+                    return frame
             elif kind == "error" and frame.get("message_id") in (message_id, None):
                 raise ClientError(frame)
 

@@ -55,7 +55,8 @@ class RunningServer(ServerThread):
 
 def server_config(base: Path, adapter: Path | None, **overrides) -> Config:
     config = Config(base_model=str(base), adapter=str(adapter) if adapter else "none", port=free_port(),
-                    web_root=str(ROOT / "frontends" / "web"), max_batch=8, temperature=0.0, state_path="")
+                    web_root=str(ROOT / "frontends" / "web"), max_batch=8, temperature=0.0, state_path="",
+                    shutdown_grace_s=2.0)  # a test's server stops in seconds, whatever it is still answering
     return dataclasses.replace(config, **overrides)
 
 

@@ -27,8 +27,8 @@ def fake():
 
 
 def tg_config(fake: FakeTelegram, tmp_path, **overrides) -> TelegramConfig:
-    values = dict(token=TOKEN, base_url=fake.base_url, state_path=str(tmp_path / "telegram.db"),
-                  typing_interval_s=0.3, poll_timeout_s=1, retry_base_s=0.05, draft_interval_s=0.05)
+    values = dict(token=TOKEN, base_url=fake.base_url, state=str(tmp_path / "telegram.db"),
+                  typing_interval=0.3, poll_timeout=1, retry_base=0.05, draft_interval=0.05)
     return TelegramConfig(**{**values, **overrides})
 
 
@@ -90,7 +90,7 @@ def all_handled(fake: FakeTelegram, config: TelegramConfig) -> bool:
     with fake.lock:
         if fake.updates:
             return False
-    db = sqlite3.connect(config.state_path)
+    db = sqlite3.connect(config.state)
     try:
         return not db.execute("SELECT 1 FROM inbox LIMIT 1").fetchall()
     finally:

@@ -64,7 +64,7 @@ async def make_hub():
 
     def make(delay: float = 0.0, generator=None, **overrides) -> tuple[Hub, ScriptedGenerator]:
         gen = generator or ScriptedGenerator(delay)
-        hub = Hub(gen, dataclasses.replace(Config(state_path=""), **overrides))
+        hub = Hub(gen, dataclasses.replace(Config(state_path="", shutdown_grace_s=1.0), **overrides))
         hub.start()
         hubs.append(hub)
         return hub, gen
@@ -248,18 +248,52 @@ async def test_server_full_and_per_client_bound_are_typed(make_hub):
     assert err.value.code is ErrorCode.SERVER_FULL
 
 
-async def test_stop_ends_replies_and_refuses_newcomers(make_hub):
-    hub, _ = make_hub(delay=0.05)
+async def test_stop_lets_a_reply_finish_within_the_grace_and_refuses_newcomers(make_hub):
+    hub, _ = make_hub(delay=0.01)
     session, out = attached(hub)
-    hub.send(session, "1", "word " * 100)
+    hub.send(session, "1", "word " * 30)
     await drain_until(out, "chunk")
-    await hub.stop()
+    await hub.stop(grace_s=10)
     frames = await drain_until(out, "error")
-    assert frames[-2]["type"] == "reply_end" and frames[-2]["finish_reason"] == "cancelled"
+    assert frames[-2]["type"] == "reply_end" and frames[-2]["finish_reason"] == "stop"
+    assert frames[-2]["text"] == "word " * 30  # whole: the restart cut nothing
     assert frames[-1]["code"] == "server_restarting"
     with pytest.raises(ProtocolError) as err:
         hub.open()
     assert err.value.code is ErrorCode.SERVER_RESTARTING
+
+
+async def test_a_reply_still_running_when_the_grace_ends_is_interrupted_not_kept(make_hub, tmp_path):
+    config = Config(state_path=str(tmp_path / "s.db"), shutdown_grace_s=0.3)
+    gen = ScriptedGenerator(delay=0.05)
+    hub = Hub(gen, config, SessionStore(config.state_path))
+    hub.start()
+    session, out = attached(hub)
+    hub.send(session, "1", "first")
+    await drain_until(out, "reply_end")
+    hub.send(session, "2", "word " * 100)
+    await drain_until(out, "chunk")
+    await hub.stop()
+    frames = await drain_until(out, "error")
+    assert frames[-1]["code"] == "server_restarting"
+    assert not [f for f in frames if f["type"] == "reply_end"]  # no partial text passed off as the answer
+    assert gen.replies[-1].closed and not hub.replies  # its engine slot was given back
+    assert "2" not in session.answered and [t["message_id"] for t in session.history] == ["1", "1"]
+    assert hub.metrics.replies.labels("interrupted")._value.get() == 1
+    # After the restart the message is unknown, so the client's resend is answered in full, once.
+    again = Hub(ScriptedGenerator(), config, SessionStore(config.state_path))
+    again.start()
+    try:
+        restored, out = again.resume(session.id, session.token), asyncio.Queue()
+        again.attach(restored, out, last_seq=0)
+        again.send(restored, "2", "word " * 100)
+        end = (await drain_until(out, "reply_end"))[-1]
+        assert end["text"] == "word " * 100 and end["finish_reason"] == "stop" and not end.get("duplicate")
+        assert [t["message_id"] for t in restored.history] == ["1", "1", "2", "2"]
+    finally:
+        await again.stop()
+        again.store.close()
+        hub.store.close()
 
 
 async def test_sessions_survive_a_restart(tmp_path):

@@ -32,7 +32,8 @@ from tests.conftest import ROOT, RunningServer, connect
 from tests.http_relay import Relay
 
 GREEDY = GenerationParams(max_new_tokens=40, temperature=0.0, repetition_penalty=1.0)
-LONG = GenerationParams(max_new_tokens=400, min_new_tokens=400, temperature=0.0, repetition_penalty=1.0)
+# Long enough to outlast a slow CI machine's checks (sheet + 1500 tokens fits the 2048 context).
+LONG = GenerationParams(max_new_tokens=1500, min_new_tokens=1500, temperature=0.0, repetition_penalty=1.0)
 PROMPTS = ["Joey, do you want some pizza?", "How you doin'?", "What's your favourite food?",
            "Did you eat my sandwich?", "Can you help me move this couch?", "Are you going to the audition tomorrow?",
            "Tell me about Days of Our Lives.", "Do you share food?"]

@@ -107,7 +107,7 @@ async def test_restart_resumes_the_chat_and_never_answers_twice(mode, server, fa
 
     # A crash after the first reply was generated but before it was sent: the update is still in
     # the inbox and no delivery is recorded. The hub repeats its stored answer; nothing new is made.
-    db = sqlite3.connect(config.state_path)
+    db = sqlite3.connect(config.state)
     with db:
         db.execute("INSERT INTO inbox VALUES (?, ?, 0)", (update["update_id"], json.dumps(update)))
         db.execute("DELETE FROM delivered WHERE message_id = ?", (update["message"]["message_id"],))
@@ -117,7 +117,7 @@ async def test_restart_resumes_the_chat_and_never_answers_twice(mode, server, fa
     assert sent[2] == sent[0] and len(session.history) == 4
     # Replaying the same update again (delivered this time) sends nothing.
     await third.stop()
-    db = sqlite3.connect(config.state_path)
+    db = sqlite3.connect(config.state)
     with db:
         db.execute("INSERT INTO inbox VALUES (?, ?, 0)", (update["update_id"], json.dumps(update)))
     db.close()

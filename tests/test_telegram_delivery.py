@@ -27,7 +27,7 @@ def notice_pattern(template: str) -> str:
 
 async def test_an_outage_longer_than_the_retries_is_outlasted_in_order(mode, server, fake, tmp_path):
     # Two tries per call, so five refusals in a row outlast one call's retries twice over.
-    running = await Bot(mode, server, tg_config(fake, tmp_path, retry_attempts=2, max_backoff_s=0.2)).start()
+    running = await Bot(mode, server, tg_config(fake, tmp_path, retry_attempts=2, max_backoff=0.2)).start()
     try:
         chat = 1001
         fake.fail_next("sendMessage", BAD_GATEWAY, times=5)

@@ -9,27 +9,22 @@ Every field of training/train_config.py is a flag; training/train.py explains th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from model.options import parser_for
+from model.options import add_flags, read_settings
 from training.train_config import TrainConfig
+
+
+ENV_PREFIX = "JOEY_TRAIN_"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with the transcripts")
-    for f in _flag_fields():
-        parser.add_argument("--" + f.name.replace("_", "-"), type=parser_for(f), default=f.default,
-                            help=f"{f.metadata.get('help', '')} (default {f.default})".lstrip())
+    add_flags(parser, TrainConfig, ENV_PREFIX, skip=("data",))
 
 
 def run(args: argparse.Namespace) -> int:
     from training.train import run as train
 
-    train(TrainConfig(data=args.data, **{f.name: getattr(args, f.name) for f in _flag_fields()}))
+    train(TrainConfig(data=args.data, **read_settings(TrainConfig, ENV_PREFIX, args, skip=("data",))))
     return 0
-
-
-def _flag_fields() -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(TrainConfig) if f.name != "data"]
-

@@ -33,7 +33,7 @@ class TrainConfig:
     lr: float = opt(2e-3, "mini: pre-training peak learning rate")
     warmup: int = opt(100, "mini: pre-training warm-up steps")
     include_more: bool = opt(True, "mini: add more_dialogue to pre-training for broader English")
-    lora_steps: int = opt(160, "optimizer steps of the adapter, half an epoch of the mixture (mini: 600)")
+    lora_steps: int = opt(240, "optimizer steps of the adapter, about half an epoch of the mixture (mini: 600)")
     lora_lr: float = opt(5e-4, "peak learning rate of the adapter (mini: 1e-3)")
     lora_warmup: int = opt(12, "linear warm-up steps before the cosine decay")
     lora_r: int = opt(16, "LoRA rank")

@@ -71,15 +71,15 @@ class TelegramAdapter:
             builder = builder.base_url(self.config.base_url).base_file_url(self.config.file_url)
         self.app = builder.build()
         self._add_handlers()
-        await reach_bot_api(self.app.initialize, self.config.retry_attempts, self.config.retry_base_s)
-        self.store = ChatStore(self.config.state_path)
+        await reach_bot_api(self.app.initialize, self.config.retry_attempts, self.config.retry_base)
+        self.store = ChatStore(self.config.state)
         self.store.prune()
         self.chats = JoeyChats(self.store, self.transport_factory, self.order, self.config.max_open_chats,
-                               self.config.max_backoff_s)
-        self.sender = Sender(self.app.bot, self.store, self.config.retry_attempts, self.config.retry_base_s)
+                               self.config.max_backoff)
+        self.sender = Sender(self.app.bot, self.store, self.config.retry_attempts, self.config.retry_base)
         self.sender.on_migrated = self.chats.migrate
         await with_retry(lambda: self.app.bot.delete_webhook(drop_pending_updates=False), "deleteWebhook",
-                         self.config.retry_attempts, self.config.retry_base_s)
+                         self.config.retry_attempts, self.config.retry_base)
         with contextlib.suppress(TelegramError):
             await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in texts.BOT_COMMANDS])
         await self.app.start()
@@ -101,7 +101,7 @@ class TelegramAdapter:
             task.cancel()
         await asyncio.gather(*self._handling, return_exceptions=True)
         if self.sender is not None:
-            await self.sender.drain(self.config.stop_grace_s)
+            await self.sender.drain(self.config.stop_grace)
         if self.app is not None:
             if self.app.running:
                 await self.app.stop()
@@ -119,11 +119,11 @@ class TelegramAdapter:
             try:
                 updates = await obey_flood_waits(
                     lambda: bot.get_updates(offset=self.store.offset(), allowed_updates=["message"],
-                                            timeout=max(1, int(self.config.poll_timeout_s))), "getUpdates")
+                                            timeout=max(1, int(self.config.poll_timeout))), "getUpdates")
                 failures = 0
             except (NetworkError, Conflict, Forbidden, InvalidToken) as exc:
                 failures += 1
-                delay = backoff_s(self.config.retry_base_s, failures + 1, min(30.0, self.config.max_backoff_s))
+                delay = backoff_s(self.config.retry_base, failures + 1, min(30.0, self.config.max_backoff))
                 log.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -166,7 +166,7 @@ class TelegramAdapter:
                     if self._stopping:
                         return
                     await until_delivered(lambda: handle(update), f"update {update.update_id}",
-                                          self.config.retry_base_s, self.config.max_backoff_s)
+                                          self.config.retry_base, self.config.max_backoff)
                     self.store.finish(update.update_id)
             finally:
                 self._handling.discard(task)
@@ -252,9 +252,9 @@ class TelegramAdapter:
         while True:
             drafts = None
             if self.config.drafts and private:
-                drafts = Drafts(self.app.bot, chat.id, message.message_id, self.config.draft_interval_s)
+                drafts = Drafts(self.app.bot, chat.id, message.message_id, self.config.draft_interval)
             try:
-                async with typing(self.app.bot, chat.id, self.config.typing_interval_s), \
+                async with typing(self.app.bot, chat.id, self.config.typing_interval), \
                         drafts or contextlib.nullcontext():
                     end = await client.ask(words, message_id, drafts.add if drafts else None, name=name)
                 return end["text"].strip() or texts.EMPTY_REPLY

@@ -15,32 +15,22 @@ import os
 import signal
 import sys
 
-from frontends.telegram.config import TOKEN_ENV, TelegramConfig, TelegramConfigError
+from frontends.telegram.config import ENV_PREFIX, TOKEN_ENV, TelegramConfig, TelegramConfigError
 from frontends.telegram.redact import protect, scrub
+from model.options import add_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument("--server", default=env("JOEY_SERVER_URL", "ws://127.0.0.1:8000/ws"),
                         help="the Joey server's WebSocket URL (env JOEY_SERVER_URL)")
-    parser.add_argument("--state", dest="state_path", default=None,
-                        help="SQLite file for chats, sessions and unanswered updates "
-                             "(env JOEY_TELEGRAM_STATE, default var/telegram.db)")
-    parser.add_argument("--drafts", action="store_true", default=None,
-                        help="live preview of replies in private chats (env JOEY_TELEGRAM_DRAFTS=1)")
-    parser.add_argument("--typing-interval", dest="typing_interval_s", type=float, default=None,
-                        help="seconds between 'typing' actions (env JOEY_TELEGRAM_TYPING_INTERVAL, default 4)")
-    parser.add_argument("--poll-timeout", dest="poll_timeout_s", type=float, default=None,
-                        help="getUpdates long-poll seconds (env JOEY_TELEGRAM_POLL_TIMEOUT, default 30)")
-    parser.add_argument("--base-url", dest="base_url", default=None,
-                        help="Bot API base URL, e.g. http://127.0.0.1:8081/bot (env JOEY_TELEGRAM_BASE_URL)")
+    add_flags(parser, TelegramConfig, ENV_PREFIX)
     parser.add_argument("--log-level", default=env("JOEY_LOG_LEVEL", "info"), help="debug, info, warning or error")
     parser.epilog = f"The bot token is read from {TOKEN_ENV} only, never from a flag."
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TelegramConfig.from_env(**{k: getattr(args, k, None) for k in (
-        "state_path", "drafts", "typing_interval_s", "poll_timeout_s", "base_url")})
+    config = TelegramConfig.from_env(args=args)
     if not config.token:
         print(f"joey telegram: {TOKEN_ENV} is not set. Create a bot with @BotFather and run\n"
               f"  {TOKEN_ENV}=<token> joey telegram --server {args.server}", file=sys.stderr)

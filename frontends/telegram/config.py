@@ -1,17 +1,16 @@
 """Settings of the Telegram adapter: one small dataclass, read from the environment.
 
 The bot token is read from ``TELEGRAM_BOT_TOKEN`` only: never from a flag (it would show in
-``ps`` and shell history) and never from a file in the repository. Everything else has a
-``JOEY_TELEGRAM_*`` variable and, for ``joey telegram``, a flag that overrides it.
+``ps`` and shell history) and never from a file in the repository. Every other field has a
+``JOEY_TELEGRAM_*`` variable and, for ``joey telegram``, a flag that overrides it (model/options.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
+import argparse
 from dataclasses import dataclass
 
-from model.options import parser_for
+from model.options import opt, read_settings
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 
@@ -24,39 +23,29 @@ class TelegramConfigError(RuntimeError):
     """A setting is missing or wrong; the message says what to do (and never holds the token)."""
 
 
+ENV_PREFIX = "JOEY_TELEGRAM_"
+
+
 @dataclass
 class TelegramConfig:
-    token: str = dataclasses.field(default="", repr=False)  # never printed, never logged
-    base_url: str = ""  # Bot API server, e.g. http://127.0.0.1:8081/bot ('' = api.telegram.org)
-    state_path: str = "var/telegram.db"  # SQLite: chat -> session, update inbox, delivered replies
-    typing_interval_s: float = 4.0  # Telegram shows "typing" for about 5 s per action
-    drafts: bool = False  # live preview with sendMessageDraft in private chats
-    draft_interval_s: float = 0.7  # at most one draft update this often
-    poll_timeout_s: float = 30.0  # getUpdates long-poll timeout
-    max_open_chats: int = 200  # Joey connections kept open; the least recently used close beyond
-    retry_attempts: int = 6  # network errors in a row on one Telegram call before it counts as failed
-    retry_base_s: float = 0.5  # first backoff after a network error; doubles each time
-    max_backoff_s: float = 60.0  # longest wait between tries of a failed reply (retried while running)
-    stop_grace_s: float = 10.0  # at stop, how long a reply part already being sent may take to finish
-
-    ENV = {"base_url": "JOEY_TELEGRAM_BASE_URL", "state_path": "JOEY_TELEGRAM_STATE",
-           "typing_interval_s": "JOEY_TELEGRAM_TYPING_INTERVAL", "drafts": "JOEY_TELEGRAM_DRAFTS",
-           "draft_interval_s": "JOEY_TELEGRAM_DRAFT_INTERVAL", "poll_timeout_s": "JOEY_TELEGRAM_POLL_TIMEOUT",
-           "max_open_chats": "JOEY_TELEGRAM_MAX_OPEN_CHATS", "retry_attempts": "JOEY_TELEGRAM_RETRY_ATTEMPTS",
-           "retry_base_s": "JOEY_TELEGRAM_RETRY_BASE", "max_backoff_s": "JOEY_TELEGRAM_MAX_BACKOFF",
-           "stop_grace_s": "JOEY_TELEGRAM_STOP_GRACE"}
+    token: str = opt("", "the bot's token from @BotFather", env=TOKEN_ENV, flag=False, secret=True)
+    base_url: str = opt("", "Bot API base URL, e.g. http://127.0.0.1:8081/bot ('' = api.telegram.org)")
+    state: str = opt("var/telegram.db", "SQLite file: chat -> session, unanswered updates, delivered replies")
+    typing_interval: float = opt(4.0, "seconds between 'typing' actions; Telegram shows one for about 5 s")
+    drafts: bool = opt(False, "live preview of replies (sendMessageDraft) in private chats")
+    draft_interval: float = opt(0.7, "at most one draft update this often, in seconds")
+    poll_timeout: float = opt(30.0, "getUpdates long-poll seconds")
+    max_open_chats: int = opt(200, "Joey connections kept open; the least recently used idle ones close")
+    retry_attempts: int = opt(6, "network errors in a row on one Telegram call before it counts as failed")
+    retry_base: float = opt(0.5, "seconds before the first retry after a network error; doubles each time")
+    max_backoff: float = opt(60.0, "longest wait between tries of a reply not yet delivered, in seconds")
+    stop_grace: float = opt(10.0, "at stop, seconds a reply part already being sent may take to finish")
 
     @classmethod
-    def from_env(cls, env: dict | None = None, **overrides) -> "TelegramConfig":
-        """Environment first, then ``overrides`` (flags) that are not None."""
-        env = os.environ if env is None else env
-        values: dict = {"token": env.get(TOKEN_ENV, "").strip()}
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for name, var in cls.ENV.items():
-            if var in env and env[var] != "":
-                values[name] = parser_for(fields[name])(env[var])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+    def from_env(cls, env: dict | None = None, args: argparse.Namespace | None = None) -> "TelegramConfig":
+        """Flags in ``args`` first, then the environment; the token from the environment only."""
+        values = read_settings(cls, ENV_PREFIX, args, env)
+        return cls(**{**values, "token": values.get("token", "").strip()})
 
     def require_token(self) -> str:
         if not self.token:

@@ -65,6 +65,6 @@ async def _check_bot_api(config: TelegramConfig) -> None:
     urls = {"base_url": config.base_url, "base_file_url": config.file_url} if config.base_url else {}
     bot = Bot(config.token, **urls)
     try:
-        await reach_bot_api(bot.initialize, config.retry_attempts, config.retry_base_s)
+        await reach_bot_api(bot.initialize, config.retry_attempts, config.retry_base)
     finally:
         await bot.shutdown()
