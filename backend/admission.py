@@ -3,6 +3,9 @@
 - ``rate_limited``: a session sent more than ``rate_limit_messages`` in ``rate_limit_window_s``.
 - ``server_busy``: more than ``max_queued_replies`` replies already wait for an engine slot
   (``max_batch`` replies decode at once). A refusal now beats an answer in minutes.
+- ``server_busy`` too: one client address already has ``max_replies_per_client`` replies in
+  flight, so no address can take the engine from the others (a trusted bridge or an
+  in-process frontend, which speak for many people, is not one address).
 - ``too_many_sessions``: one client address holds ``max_sessions_per_client`` sessions.
 - ``server_full``: the server holds ``max_sessions`` sessions.
 - ``invalid_field``: a frontend's sampling parameters do not validate. They are capped first: a
@@ -45,6 +48,15 @@ class Admission:
             retry = min(60.0, max(1.0, self.reply_s * waves))
             raise p.ProtocolError(p.ErrorCode.SERVER_BUSY, f"Joey has a queue; try again in {retry:.0f} s",
                                   message_id, retry_after=retry)
+
+    def check_share(self, replies: Collection, client: str | None, message_id: str | None) -> None:
+        """May ``client`` start one more reply beside its own ones in ``replies``?"""
+        if client is None:
+            return
+        if sum(1 for r in replies if r.client == client) >= self.config.max_replies_per_client:
+            retry = min(60.0, max(1.0, self.reply_s))  # one of its own replies ends by then
+            raise p.ProtocolError(p.ErrorCode.SERVER_BUSY, f"this address has {self.config.max_replies_per_client} "
+                                  f"replies in flight; try again in {retry:.0f} s", message_id, retry_after=retry)
 
     def check_rate(self, session: RateWindowed, message_id: str | None,
                    relay: LocalRelay | Relay | None = None) -> None:

@@ -61,6 +61,7 @@ class Config:
     max_sessions: int = opt(10000, "sessions held at once (error server_full beyond)")
     max_sessions_per_client: int = opt(50, "sessions one client address may hold (error too_many_sessions beyond)")
     max_queued_replies: int = opt(32, "replies that may wait for an engine slot; beyond, a message gets server_busy")
+    max_replies_per_client: int = opt(8, "replies one client address may have in flight (server_busy beyond)")
     max_frames_per_s: float = opt(50.0, "frames read per connection per second; a faster sender is slowed, not closed")
     max_connections: int = opt(1000, "WebSocket connections at once (closed with 1013 beyond)")
     session_idle_s: float = opt(604800.0, "a session unused this long is forgotten (default a week)")
@@ -74,6 +75,7 @@ class Config:
     ping_timeout_s: float = opt(20.0, "a client that has not answered a ping within this long is closed with 1008 (0 = wait forever)")
     allowed_origins: str = opt("", "comma-separated Origins allowed besides the server's own; '*' = any")
     api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
+    trusted_keys: str = opt("", "keys of trusted bridges (joey telegram): their sessions count against no address")
     state_path: str = opt("var/sessions.db", "SQLite file that keeps sessions across restarts ('' = memory only)")
     state_url: str = opt("", "redis://HOST:PORT/DB keeps sessions in Redis instead, shared by several replicas")
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
@@ -110,6 +112,9 @@ class Config:
     def frontend_names(self) -> list[str]:
         names = _names(self.frontends)
         return [*names, "openai"] if self.openai and "openai" not in names else names
+
+    def trusted_key_list(self) -> list[str]:
+        return _names(self.trusted_keys)
 
     def openai_key_list(self) -> list[str]:
         return _names(self.openai_keys)

@@ -34,7 +34,7 @@ from backend.relay import LocalRelay, Relay
 from backend.replicas import Replicas
 from backend.replies import Replies
 from backend.session import Reply, ReplyState, Session
-from backend.store import hash_token
+from backend.rows import hash_token
 from model.generator import Generator
 from model.prompt import DEFAULT_USER_NAME
 from model.sampling import GenerationParams
@@ -237,6 +237,7 @@ class Hub:
             raise p.ProtocolError(p.ErrorCode.BUSY, "Joey is still answering; wait for reply_end or cancel",
                                   message_id)
         self.admission.check_capacity(len(self.replies), message_id)
+        self.admission.check_share(self.replies, session.client, message_id)
         self.admission.check_rate(session, message_id, self.relay)
 
     def _abort_orphan(self, session: Session) -> None:

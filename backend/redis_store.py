@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 
-from backend.store import session_row
+from backend.rows import session_row
 
 PREFIX = "joey:session:"
 

@@ -34,7 +34,7 @@ class Replies:
         self.live: set[Reply] = set()  # in flight, across all sessions
 
     def start(self, session: Session, reply: Reply, params: GenerationParams) -> None:
-        session.reply = reply
+        session.reply, reply.client = reply, session.client
         self.live.add(reply)
         start = p.reply_start(session.next_seq(), reply.message_id)
         self.publish(session, {**start, "regenerate": True} if reply.regenerate else start)

@@ -7,12 +7,13 @@ millisecond, so they run inline on the event loop.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import time
 from pathlib import Path
+
+from backend.rows import session_row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -25,22 +26,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated_at REAL NOT NULL -- wall-clock seconds, for idle expiry across restarts
 )
 """
-
-
-def hash_token(token: str) -> str:
-    """A session token as stored. Tokens are 256 random bits, so one fast hash is enough."""
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
-
-
-def stored_token(value: str) -> str:
-    """A row's token hash; a row written before tokens were hashed holds the token itself."""
-    return value if value.startswith("sha256:") else hash_token(value)
-
-
-def session_row(session) -> dict:
-    """What a store keeps of a session (the same fields in SQLite and in Redis)."""
-    return {"id": session.id, "token": session.token_hash, "user_name": session.user_name, "seq": session.seq,
-            "history": list(session.history), "answered": dict(session.answered)}
 
 
 def private_sqlite(path: str | Path, **options) -> sqlite3.Connection:

@@ -48,11 +48,11 @@ class FramePacer:
         self.allowance -= 1
 
 
-async def serve_connection(websocket: WebSocket, hub: Hub, config: Config) -> None:
+async def serve_connection(websocket: WebSocket, hub: Hub, config: Config, trusted: bool = False) -> None:
     """Read frames until the client goes or the server closes; always ends, always detaches."""
-    # Sessions are bounded per address, except where every client proved it holds the API key
-    # (a bridge such as `joey telegram --server` speaks for many people from one address).
-    address = websocket.client.host if websocket.client and not config.api_key else None
+    # Sessions are bounded per address, except for a trusted bridge, or where every client proved
+    # it holds the API key (a bridge such as `joey telegram --server` speaks for many people).
+    address = websocket.client.host if websocket.client and not (config.api_key or trusted) else None
     endpoint = Endpoint(hub, address)
     pacer = FramePacer(config.max_frames_per_s)
     sender = asyncio.create_task(_send_forever(websocket, endpoint.outbox, config.send_timeout_s, hub))

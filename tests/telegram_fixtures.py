@@ -39,8 +39,8 @@ async def on_loop(loop: asyncio.AbstractEventLoop, coro):
 class Bot:
     """One adapter, in-process (on the server's loop, through the hub) or out-of-process (WebSocket)."""
 
-    def __init__(self, mode: str, server, config: TelegramConfig):
-        self.mode, self.server, self.config = mode, server, config
+    def __init__(self, mode: str, server, config: TelegramConfig, api_key: str | None = None):
+        self.mode, self.server, self.config, self.api_key = mode, server, config, api_key
         self.adapter: TelegramAdapter | None = None
 
     async def start(self) -> "Bot":
@@ -49,7 +49,7 @@ class Bot:
             self.adapter = frontend.adapter
             await on_loop(self.server.server_loop, frontend.start())
         else:
-            self.adapter = TelegramAdapter(self.config, lambda: WebSocketTransport(self.server.url))
+            self.adapter = TelegramAdapter(self.config, lambda: WebSocketTransport(self.server.url, self.api_key))
             await self.adapter.start()
         return self
 

@@ -379,3 +379,19 @@ async def test_a_server_alone_relays_nothing_and_keeps_rate_windows_in_its_sessi
     await drain_until(out, "reply_end")
     again = hub.resume(session.id, session.token)  # no other replica: nothing to follow
     assert again is session and not session.answering and len(session.sent_times) == 1
+
+
+async def test_one_address_gets_its_share_of_the_engine_and_no_more(make_hub):
+    hub, _ = make_hub(delay=0.05, max_replies_per_client=2)
+    flood = [hub.open(client="10.0.0.1") for _ in range(3)]
+    hub.send(flood[0], "1", "word " * 20)
+    hub.send(flood[1], "1", "word " * 20)
+    with pytest.raises(ProtocolError) as busy:
+        hub.send(flood[2], "1", "word " * 20)
+    assert busy.value.code is ErrorCode.SERVER_BUSY and busy.value.retry_after >= 1
+    assert [t["role"] for t in flood[2].history] == []  # refused without a trace: resend the same id later
+    other, out = attached(hub)
+    other.client = "10.0.0.2"
+    hub.send(other, "1", "hi")  # another address is served at once
+    assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
+    hub.open(client=None)  # in-process frontends speak for many: never capped per address

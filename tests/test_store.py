@@ -15,7 +15,8 @@ import pytest
 from backend.config import Config
 from backend.hub import Hub
 from backend.protocol import ErrorCode, ProtocolError
-from backend.store import SessionStore, hash_token
+from backend.rows import hash_token
+from backend.store import SessionStore
 from frontends.telegram.chat_store import ChatStore
 from tests.test_hub import ScriptedGenerator, attached, drain_until
 

@@ -97,3 +97,37 @@ async def test_a_stop_while_a_reply_is_being_sent_lets_it_finish(mode, server, f
         assert user_texts(second.session(chat)) == ["Quick, before you go", "Still here?"]
     finally:
         await second.stop()
+
+
+BRIDGE_KEY = "bridge-key-5c1d9e0a7b"
+
+
+async def test_a_trusted_bot_serves_500_chats_from_one_address_within_default_limits(make_server, fake, tmp_path):
+    chats = 500
+    server = make_server(trusted_keys=BRIDGE_KEY, max_new_tokens=8)
+    assert server.config.max_sessions_per_client < chats  # the default bound that silenced chat 51
+    running = await Bot("out-of-process", server, tg_config(fake, tmp_path), api_key=BRIDGE_KEY).start()
+    try:
+        for chat in range(1, chats + 1):
+            fake.user_message(10_000 + chat, f"Hi Joey, I am guest {chat}", f"Guest{chat}")
+        for chat in range(1, chats + 1):
+            sent = await fake.wait_texts(10_000 + chat, 1, timeout=300)
+            assert texts.TROUBLE not in sent
+        # Every chat has its own session: 500 from one address, none refused.
+        assert len(server.hub.sessions) >= chats and all(s.client is None for s in server.hub.sessions.values())
+    finally:
+        await running.stop()
+
+
+async def test_a_refused_session_is_told_to_the_person_and_logged(make_server, fake, tmp_path, caplog):
+    server = make_server(max_sessions_per_client=2)  # an untrusted bot: its third chat is refused
+    running = await Bot("out-of-process", server, tg_config(fake, tmp_path)).start()
+    try:
+        for chat in (1, 2, 3):
+            fake.user_message(20_000 + chat, "Hey Joey!", "Rachel")
+        assert await fake.wait_texts(20_003, 1) == [texts.TROUBLE]
+        for chat in (1, 2):
+            assert (await fake.wait_texts(20_000 + chat, 1))[0] != texts.TROUBLE
+        assert "refused a session for chat 20003: too_many_sessions" in caplog.text
+    finally:
+        await running.stop()

@@ -149,9 +149,32 @@ async def test_server_restart_mid_reply_clears_typing_at_once_and_reconnects_qui
     with RunningServer(server.config) as again:  # same port, same sessions file
         await page.online()  # by itself: nobody clicked "Retry now"
         await page.page.wait_for_selector("#banner", state="hidden", timeout=T)
+        # The reply the restart cut off was not kept; the page asks again, under the same id.
+        await page.page.wait_for_selector(f'.msg--joey[data-message-id="{message_id}"][data-state=done]', timeout=T)
         assert await page.page.is_hidden("#stop")
         session_id = await page.session_id()
         turns = history(again, session_id)
-        assert [t["message_id"] for t in turns if t["role"] == "user"] == [message_id]
+        assert [(t["role"], t["message_id"]) for t in turns] == [("user", message_id), ("joey", message_id)]
         rows = await page.page.eval_on_selector_all("#messages .msg", "rows => rows.map(r => r.dataset.role)")
         assert rows == [t["role"] for t in turns]
+
+
+async def test_a_planned_restart_cuts_no_reply_the_page_gets_it_whole_once(make_paced_server, page, tmp_path):
+    server = make_paced_server(min_new_tokens=200, max_new_tokens=200, state_path=str(tmp_path / "sessions.db"))
+    await page.open(server)
+    await page.say("Tell me about your acting career")
+    message_id = await page.last_user_id()
+    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    # What SIGTERM's handler does first (backend/shutdown.py), with a grace shorter than the reply.
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.hub.stop(0.5), server.server_loop))
+    await asyncio.to_thread(server.__exit__, None, None, None)
+    assert [f["code"] for f in page.received if f["type"] == "error"] == ["server_restarting"]
+    with RunningServer(server.config) as again:  # same port, same sessions file
+        await page.online()
+        await page.page.wait_for_selector(f'.msg--joey[data-message-id="{message_id}"][data-state=done]', timeout=T)
+        turns = history(again, await page.session_id())
+        assert [(t["role"], t["message_id"]) for t in turns] == [("user", message_id), ("joey", message_id)]
+        ends = [f for f in page.received if f["type"] == "reply_end" and f["message_id"] == message_id]
+        assert len(ends) == 1 and ends[0]["finish_reason"] == "length"  # redone whole, once, never cut
+        assert await page.joey_texts() == [turns[1]["text"]]
+        assert "Stopped" not in await page.page.inner_text("#messages")

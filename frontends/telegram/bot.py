@@ -216,9 +216,10 @@ class TelegramAdapter:
         chat, message = update.effective_chat, update.effective_message
         if self.store.parts_sent(chat.id, message.message_id)[1]:
             return
-        client = await self.chats.client(chat.id, self._person(update))
-        await client.reset()
-        await self._reply(update, texts.RESET_DONE)
+        client = await self._client(update)
+        if client is not None:
+            await client.reset()
+            await self._reply(update, texts.RESET_DONE)
 
     async def _on_text(self, update: Update) -> None:
         chat, message = update.effective_chat, update.effective_message
@@ -231,12 +232,24 @@ class TelegramAdapter:
         if self.store.parts_sent(chat.id, message.message_id)[1]:
             log.info("update %s was answered before a restart; skipping", update.update_id)
             return
-        client = await self.chats.client(chat.id, self._person(update))
+        client = await self._client(update)
+        if client is None:
+            return
         text = await self._ask(update, client, words)
         self.told_to_wait.discard(chat.id)
         await self._reply(update, text)
 
     # --- Joey -----------------------------------------------------------------------------
+    async def _client(self, update: Update) -> JoeyClient | None:
+        """The chat's Joey client; when the server refuses the session, the person hears so."""
+        try:
+            return await self.chats.client(update.effective_chat.id, self._person(update))
+        except ClientError as exc:  # too_many_sessions, server_full: say so, never drop it silently
+            log.warning("Joey server refused a session for chat %s: %s (give joey telegram a trusted "
+                        "key: docs/telegram.md)", update.effective_chat.id, exc)
+            await self._reply(update, texts.TROUBLE)
+            return None
+
     async def _ask(self, update: Update, client: JoeyClient, words: str) -> str:
         """Joey's answer to ``words``, waiting out the server's rate limit and busy spells.
 

@@ -68,8 +68,9 @@ class JoeyChats:
     async def _evict(self) -> None:
         """Close the least recently used idle clients beyond max_open (they resume later)."""
         idle = [c for c in self.clients if not self.order.busy(c)]
-        for chat_id in idle[:max(0, len(self.clients) - self.max_open)]:
-            client = self.clients.pop(chat_id)
+        # Taken out before the first await: chats opening meanwhile must not pick the same ones.
+        closing = [self.clients.pop(chat_id) for chat_id in idle[:max(0, len(self.clients) - self.max_open)]]
+        for client in closing:
             with contextlib.suppress(Exception):
                 await client.close()
 

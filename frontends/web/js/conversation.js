@@ -64,8 +64,14 @@ function reconcileInFlight(frame, inFlight) {
   return true;
 }
 
-/** Messages not yet answered go back in the queue (same ids), unless the server has them. */
-function requeueUnanswered(historyKeys) {
+/**
+ * Messages not yet answered go back in the queue (same ids), unless the server has them. One
+ * whose reply was under way and is neither in flight nor in the history was lost to a restart
+ * (a planned one interrupts replies it cannot finish, and keeps nothing): it goes again.
+ */
+function requeueUnanswered(historyKeys, inFlight) {
+  const lost = line.takeAnswering();
+  if (lost && inFlight?.message_id === lost.id) line.startAnswering(lost);
   const item = line.takePending();
   if (item?.regenerate) {
     // Whether the server got it cannot be told from history: dropping it never answers twice.
@@ -74,6 +80,7 @@ function requeueUnanswered(historyKeys) {
   } else if (item) {
     view.remove(item.handle); // the server has it: history shows it
   }
+  if (lost && inFlight?.message_id !== lost.id && !historyKeys.includes(keyOf("user", lost.id))) line.putBack(lost);
   for (const queued of line.queue.waiting) if (queued.handle) view.remove(queued.handle);
 }
 
@@ -99,7 +106,7 @@ export function onSession(frame) {
   if (!reconcileInFlight(frame, inFlight)) return;
   const history = Array.isArray(frame.history) ? frame.history : [];
   const historyKeys = history.map((turn) => keyOf(roleOf(turn), turn.message_id));
-  requeueUnanswered(historyKeys);
+  requeueUnanswered(historyKeys, inFlight);
   renderHistory(history, historyKeys, frame.session_id);
   for (const item of line.queue.waiting) {
     if (!item.regenerate) item.handle = view.addMessage("user", item.text, item.id, "queued", item.time);
@@ -120,6 +127,7 @@ export function onSession(frame) {
 export function onReplyStart(frame) {
   if (!fresh(frame)) return;
   const item = ackPending(frame.message_id);
+  if (item && !item.regenerate) line.startAnswering(item);
   if (item && !item.regenerate) remember(session.stored?.session_id, session.stored?.token,
                                          { title: item.text, times: { [keyOf("user", item.id)]: item.time } });
   if (session.reply?.messageId !== frame.message_id || frame.regenerate) startReply(frame.message_id);
@@ -140,6 +148,7 @@ function isMissedAnswer(frame) {
 export function onReplyEnd(frame) {
   if (frame.duplicate ? !isMissedAnswer(frame) : !fresh(frame)) return;
   ackPending(frame.message_id);
+  line.answered(frame.message_id);
   const text = String(frame.text ?? "");
   const shown = ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(frame.message_id)}"]`);
   if (session.reply?.messageId !== frame.message_id && text && !shown) startReply(frame.message_id);

@@ -6,6 +6,7 @@ import { session } from "./session.js";
 
 let waiting = []; // {id, text, time, handle} or {id, regenerate: true, handle: null}, oldest first
 let pending = null; // the sent message not yet acknowledged
+let answering = null; // acknowledged, its reply not ended: sent again if a restart lost it
 let holdUntil = 0; // rate limited or server busy: send nothing before this time (ms)
 
 export const queue = Object.freeze({
@@ -45,6 +46,23 @@ export function takePending(messageId = null) {
   return item;
 }
 
+/** The server started answering `item`: kept until its reply ends. */
+export function startAnswering(item) {
+  answering = item;
+}
+
+/** The reply to `messageId` ended: its message is safe in the history. */
+export function answered(messageId) {
+  if (answering?.id === messageId) answering = null;
+}
+
+/** The message whose reply was under way, taken out: a new session frame decides its fate. */
+export function takeAnswering() {
+  const item = answering;
+  answering = null;
+  return item;
+}
+
 /** Send nothing before `until` (ms since the epoch; 0: no hold). */
 export function holdTill(until) {
   holdUntil = until;
@@ -54,6 +72,7 @@ export function holdTill(until) {
 export function clear() {
   const all = [pending, ...waiting].filter(Boolean);
   pending = null;
+  answering = null;
   waiting = [];
   return all;
 }
