@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Collection
 
 from backend import protocol as p
 from backend.config import Config
+from backend.expiry import expires_in
 from backend.relay import LocalRelay, RateWindowed, Relay
 from backend.session import Session
 from model.sampling import GenerationParams
@@ -84,11 +86,13 @@ class Admission:
 
     def check_sessions(self, sessions: Collection[Session], client: str | None) -> None:
         """May ``client`` (None: an in-process frontend, which speaks for many people) open one more?"""
-        of_client = 0 if client is None else sum(1 for s in sessions if s.client == client)
-        if of_client >= self.config.max_sessions_per_client:
+        own = [] if client is None else [s for s in sessions if s.client == client]
+        if len(own) >= self.config.max_sessions_per_client:
+            now = time.monotonic()  # the truth: when the first of its own can expire (a week for a used one)
+            retry = max(1.0, min(expires_in(s, self.config, now) for s in own))
             raise p.ProtocolError(p.ErrorCode.TOO_MANY_SESSIONS,
                                   "this address holds too many sessions; resume one instead of opening more",
-                                  retry_after=self.config.fresh_session_idle_s)
+                                  retry_after=retry)
         if len(sessions) >= self.config.max_sessions:
             raise p.ProtocolError(p.ErrorCode.SERVER_FULL, "too many sessions; try again later", retry_after=60)
 

@@ -13,11 +13,22 @@ import time
 log = logging.getLogger("joey.hub")
 
 
+def idle_limit(session, config) -> float:
+    return config.session_idle_s if session.used else config.fresh_session_idle_s
+
+
+def expires_in(session, config, now: float) -> float:
+    """Seconds until ``session`` may expire: its full idle limit while a client or a reply holds it."""
+    if session.outbox is not None or session.answering:
+        return idle_limit(session, config)
+    return max(0.0, idle_limit(session, config) - (now - session.last_active))
+
+
 def reap(hub) -> int:
     """Forget the hub's stale sessions (and delete them from a store of its own). Returns how many."""
     now, config = time.monotonic(), hub.config
     stale = [s for s in hub.sessions.values() if s.outbox is None and not s.answering and
-             now - s.last_active > (config.session_idle_s if s.used else config.fresh_session_idle_s)]
+             now - s.last_active > idle_limit(s, config)]
     for session in stale:
         session.closed = True
         del hub.sessions[session.id]

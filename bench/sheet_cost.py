@@ -25,7 +25,7 @@ from bench.process import ChildServer, free_port  # noqa: E402
 
 BARE_CARD = "---\nname: Joey\nsystem: You are Joey Tribbiani from Friends. Reply with Joey's next line only.\n---\n"
 SERVER_FLAGS = ["--temperature", "0", "--repetition-penalty", "1", "--max-new-tokens", "32", "--min-new-tokens", "32",
-                "--rate-limit-messages", "1000000", "--max-sessions-per-client", "100000", "--max-queued-replies",
+                "--rate-limit-messages", "1000000", "--max-sessions-per-client", "100000", "--max-replies-per-client", "100000", "--max-queued-replies",
                 "100000", "--max-batch", "32", "--state-path", "", "--log-level", "warning"]
 
 

@@ -202,7 +202,7 @@ def serve(base: str, adapter: str | None, state_dir: str, extra: list[str]) -> C
     port = free_port()
     return ChildServer([sys.executable, "-m", "backend.cli", "serve", "--base-model", base, "--adapter", adapter or "none",
                         "--port", str(port), "--state-path", f"{state_dir}/sessions.db", "--max-connections", "5000",
-                        "--max-sessions-per-client", "100000", "--log-level", "warning", *extra], port,
+                        "--max-sessions-per-client", "100000", "--max-replies-per-client", "100000", "--log-level", "warning", *extra], port,
                        stop_signal=signal.SIGTERM)
 
 

@@ -61,7 +61,7 @@ class JoeyClient:
         if self.session_id and self.token:
             await self.transport.send({"type": "resume", "session_id": self.session_id, "token": self.token,
                                        "last_seq": self.last_seq})
-            frame = await self.transport.recv()
+            frame = await self._answer()
             if frame["type"] == "error" and frame["code"] == "resume_refused":
                 log.warning("session %s is gone; starting a new one", self.session_id[:8])
                 self.session_lost, self.last_seq = True, 0
@@ -70,10 +70,16 @@ class JoeyClient:
             else:
                 return self._took_session(frame)
         await self.transport.send({"type": "open", **({"name": self.name} if self.name else {})})
-        frame = await self.transport.recv()
+        frame = await self._answer()
         if frame["type"] == "error":
             raise ClientError(frame)
         return self._took_session(frame)
+
+    async def _answer(self) -> dict:
+        frame = await self.transport.recv()
+        if frame["type"] == "error" and frame["code"] == "server_restarting":
+            raise ConnectionLost("the server is restarting")  # reached while it drains: try again soon
+        return frame
 
     def _took_session(self, frame: dict) -> dict:
         self.session_id, self.token = frame["session_id"], frame["token"]

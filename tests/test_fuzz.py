@@ -60,7 +60,7 @@ sessions = st.fixed_dictionaries({"open": st.booleans(), "frames": st.lists(text
 @pytest.fixture(scope="module")
 def fuzz_server(tiny_model):
     config = server_config(*tiny_model, max_new_tokens=6, min_new_tokens=1, max_frames_per_s=10000,
-                           max_sessions_per_client=100000, rate_limit_messages=100000, orphan_grace_s=0)
+                           max_sessions_per_client=100000, max_replies_per_client=100000, rate_limit_messages=100000, orphan_grace_s=0)
     with RunningServer(config) as running:
         yield running
 

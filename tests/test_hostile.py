@@ -67,7 +67,8 @@ async def _hostile(url: str, kind: int) -> None:
 
 
 async def test_no_connection_leaks_over_1000_hostile_connections(make_server):
-    server = make_server(max_connections=50, orphan_grace_s=0, max_sessions_per_client=10000)
+    server = make_server(max_connections=50, orphan_grace_s=0, max_sessions_per_client=10000,
+                         max_replies_per_client=10000)
     for batch in range(50):
         await asyncio.gather(*(_hostile(server.url, (batch * 20 + i) % 5) for i in range(20)))
         # Slots come back: fewer than max_connections are ever held, or later batches get 1013.

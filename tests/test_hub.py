@@ -395,3 +395,19 @@ async def test_one_address_gets_its_share_of_the_engine_and_no_more(make_hub):
     hub.send(other, "1", "hi")  # another address is served at once
     assert (await drain_until(out, "reply_end"))[-1]["finish_reason"] == "stop"
     hub.open(client=None)  # in-process frontends speak for many: never capped per address
+
+
+async def test_too_many_sessions_says_truly_when_one_frees_up(make_hub):
+    hub, _ = make_hub(max_sessions_per_client=2, fresh_session_idle_s=300, session_idle_s=3600)
+    fresh, used = hub.open(client="10.0.0.1"), hub.open(client="10.0.0.1")
+    hub.send(used, "1", "hi")
+    await asyncio.sleep(0.05)
+    with pytest.raises(ProtocolError) as full:
+        hub.open(client="10.0.0.1")
+    assert 299 <= full.value.retry_after <= 300  # the unused one goes first, 5 minutes after it was opened
+    hub.close(fresh)
+    hub.open(client="10.0.0.2")
+    hub.config = hub.admission.config = dataclasses.replace(hub.config, max_sessions_per_client=1)
+    with pytest.raises(ProtocolError) as full:
+        hub.open(client="10.0.0.1")
+    assert 3598 <= full.value.retry_after <= 3600  # a used one counts for its whole idle time: said so

@@ -7,12 +7,13 @@ sent twice, and a chat's replies keep the order of its messages.
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 
 from frontends.telegram import texts
-from tests.conftest import wait_until
+from tests.conftest import RunningServer, wait_until
 from tests.fake_telegram import BAD_GATEWAY
 from tests.telegram_fixtures import Bot, joey_texts, tg_config, user_texts
 from tests.telegram_fixtures import fake, mode  # noqa: F401  (fixtures: pytest finds them by name here)
@@ -129,5 +130,27 @@ async def test_a_refused_session_is_told_to_the_person_and_logged(make_server, f
         for chat in (1, 2):
             assert (await fake.wait_texts(20_000 + chat, 1))[0] != texts.TROUBLE
         assert "refused a session for chat 20003: too_many_sessions" in caplog.text
+    finally:
+        await running.stop()
+
+
+async def test_a_planned_restart_mid_reply_delivers_the_whole_reply_once(make_paced_server, fake, tmp_path):
+    server = make_paced_server(delay=0.03, min_new_tokens=200, max_new_tokens=200, state_path=str(tmp_path / "s.db"))
+    running = await Bot("out-of-process", server, tg_config(fake, tmp_path)).start()
+    try:
+        chat = 1_003
+        fake.user_message(chat, "Tell me about your acting career", "Ross")
+        assert await wait_until(lambda: any(s.answering for s in server.hub.sessions.values()), 30)
+        await asyncio.sleep(0.3)  # mid-reply
+        # What SIGTERM's handler does first (backend/shutdown.py), with a grace shorter than the reply.
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.hub.stop(0.3), server.server_loop))
+        await asyncio.to_thread(server.__exit__, None, None, None)
+        with RunningServer(server.config) as again:  # same port and sessions file, full speed
+            sent = await fake.wait_texts(chat, 1, timeout=60)
+            session = again.hub.sessions[running.adapter.clients[chat].session_id]
+            assert sent == joey_texts(session) and user_texts(session) == ["Tell me about your acting career"]
+            assert texts.TROUBLE not in sent and session.answered[next(iter(session.answered))]["tokens"] == 200
+            await asyncio.sleep(1)
+            assert len(fake.texts(chat)) == 1  # nothing twice
     finally:
         await running.stop()
