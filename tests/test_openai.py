@@ -56,9 +56,15 @@ def content(completion) -> str:
     return completion.choices[0].message.content
 
 
-def left_nothing_behind(server) -> bool:
-    """No session of a request outlives it, and no reply runs."""
-    return not server.hub.replies and not server.hub.sessions
+def left_nothing_behind(server, within_s: float = 5.0) -> bool:
+    """No session of a request outlives it, and no reply runs (a cancelled one ends on the server's loop,
+    a moment after the response)."""
+    deadline = time.monotonic() + within_s
+    while server.hub.replies or server.hub.sessions:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_models_lists_joey_and_an_unknown_model_is_not_found(server):

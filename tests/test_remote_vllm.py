@@ -32,7 +32,7 @@ from tests.conftest import ROOT, RunningServer, connect
 from tests.http_relay import Relay
 
 GREEDY = GenerationParams(max_new_tokens=40, temperature=0.0, repetition_penalty=1.0)
-# Long enough to outlast a slow CI machine's checks (sheet + 1500 tokens fits the 2048 context).
+# Long enough to outlast a slow CI machine's checks (sheet + 1500 tokens fits vLLM's 2048 context).
 LONG = GenerationParams(max_new_tokens=1500, min_new_tokens=1500, temperature=0.0, repetition_penalty=1.0)
 PROMPTS = ["Joey, do you want some pizza?", "How you doin'?", "What's your favourite food?",
            "Did you eat my sandwich?", "Can you help me move this couch?", "Are you going to the audition tomorrow?",
@@ -66,8 +66,8 @@ def remote_config(url: str, **overrides) -> Config:
     return dataclasses.replace(config, **overrides)
 
 
-def remote_generator(*urls: str, sentence_holdback: int = 16, **settings) -> JoeyGenerator:
-    return JoeyGenerator.remote(list(urls), str(BASE), EngineOptions(context=1024, sentence_holdback=sentence_holdback),
+def remote_generator(*urls: str, sentence_holdback: int = 16, context: int = 1024, **settings) -> JoeyGenerator:
+    return JoeyGenerator.remote(list(urls), str(BASE), EngineOptions(context=context, sentence_holdback=sentence_holdback),
                                 settings=RemoteSettings(**settings))
 
 
@@ -258,7 +258,7 @@ async def test_429_and_503_are_retried_with_backoff_then_fail_clearly(vllm):
 async def test_two_engine_urls_share_the_load_by_requests_in_flight(vllm):
     up(vllm)
     with Relay(vllm.url.removesuffix("/v1")) as relay:  # a second URL, to the same vLLM
-        gen = remote_generator(relay.url, vllm.url, health_interval_s=0.25)
+        gen = remote_generator(relay.url, vllm.url, context=2048, health_interval_s=0.25)  # vLLM's own context
         gen.start()
         try:
             first = gen.stream([Turn("Ross", "Tell me a long story.")], LONG)
