@@ -13,7 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from backend.rows import session_row
+from backend.rows import session_row, stored_token
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -75,8 +75,12 @@ class SessionStore:
         cutoff = time.time() - max_idle_s
         with self.db:
             self.db.execute("DELETE FROM sessions WHERE updated_at < ?", (cutoff,))
-        rows = self.db.execute("SELECT id, token, user_name, seq, history, answered, updated_at FROM sessions")
-        return [_row(r) for r in rows]
+        rows = [_row(r) for r in self.db.execute(
+            "SELECT id, token, user_name, seq, history, answered, updated_at FROM sessions")]
+        with self.db:  # tokens an older server wrote in plain text are hashed in place
+            self.db.executemany("UPDATE sessions SET token = ? WHERE id = ?",
+                                [(stored_token(r["token"]), r["id"]) for r in rows if r["token"] != stored_token(r["token"])])
+        return rows
 
     def get(self, session_id: str) -> dict | None:
         r = self.db.execute("SELECT id, token, user_name, seq, history, answered, updated_at FROM sessions "

@@ -57,12 +57,13 @@ async def test_the_file_holds_a_hash_so_a_copy_cannot_resume_but_the_owner_can(t
         again.store.close()
 
 
-async def test_a_row_from_before_hashing_still_resumes(tmp_path):
+async def test_a_row_from_before_hashing_is_hashed_at_load_and_still_resumes(tmp_path):
     session = await answered_session(tmp_path / "s.db")
     with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db, db:
         db.execute("UPDATE sessions SET token = ?", (session.token,))  # as an older server wrote it
     hub = Hub(ScriptedGenerator(), Config(state_path=""), SessionStore(tmp_path / "s.db"))
     hub.start()
+    assert tokens_in(tmp_path / "s.db") == [hash_token(session.token)]  # hashed in place at load
     try:
         assert hub.resume(session.id, session.token).history[0]["text"] == "hello"
     finally:
