@@ -154,3 +154,17 @@ async def test_a_planned_restart_mid_reply_delivers_the_whole_reply_once(make_pa
             assert len(fake.texts(chat)) == 1  # nothing twice
     finally:
         await running.stop()
+
+
+async def test_a_bug_while_handling_a_message_is_still_answered(server, fake, tmp_path, caplog):
+    running = await Bot("out-of-process", server, tg_config(fake, tmp_path)).start()
+    try:
+        async def broken(*args, **kwargs):
+            raise RuntimeError("a bug in the handler")
+
+        running.adapter._ask = broken
+        fake.user_message(30_001, "Hey Joey!", "Monica")
+        assert await fake.wait_texts(30_001, 1) == [texts.TROUBLE]  # told, not dropped in silence
+        assert "a bug in the handler" in caplog.text
+    finally:
+        await running.stop()

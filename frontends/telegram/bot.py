@@ -166,12 +166,18 @@ class TelegramAdapter:
                     if self._stopping:
                         return
                     await until_delivered(lambda: handle(update), f"update {update.update_id}",
-                                          self.config.retry_base, self.config.max_backoff)
+                                          self.config.retry_base, self.config.max_backoff, self._apology(update))
                     self.store.finish(update.update_id)
             finally:
                 self._handling.discard(task)
 
         return run
+
+    def _apology(self, update: Update):
+        """What the person hears when handling their message failed on a bug (None: nobody to tell)."""
+        if update.effective_chat is None or update.effective_message is None:
+            return None
+        return lambda: self._reply(update, texts.TROUBLE)
 
     def _turn(self, update: Update):
         chat = update.effective_chat

@@ -81,13 +81,15 @@ async def reach_bot_api(call: Callable[[], Awaitable], attempts: int, base_s: fl
         raise TelegramConfigError(f"cannot reach the Telegram Bot API: {scrub(str(exc))}") from None
 
 
-async def until_delivered(call: Callable[[], Awaitable], what: str, base_s: float, cap_s: float) -> None:
+async def until_delivered(call: Callable[[], Awaitable], what: str, base_s: float, cap_s: float,
+                          on_bug: Callable[[], Awaitable] | None = None) -> None:
     """``await call()`` (handle one update) until it is done, or can never be.
 
     A network error that outlasted :func:`with_retry` (Telegram down for a while) is tried again,
     with backoff up to ``cap_s``, for as long as the process runs; the caller holds its chat's
     turn meanwhile, so the chat's later messages wait. Telegram's refusals (``Forbidden``: the
-    bot was blocked or removed; ``BadRequest``) and bugs end it: they would fail again.
+    bot was blocked or removed; ``BadRequest``) and bugs end it: they would fail again. After a
+    bug, ``on_bug`` tells the person, so nothing is dropped in silence.
     """
     for failures in itertools.count(1):
         try:
@@ -105,4 +107,9 @@ async def until_delivered(call: Callable[[], Awaitable], what: str, base_s: floa
             await asyncio.sleep(delay)
         except Exception:
             log.exception("%s failed", what)
+            if on_bug is not None:
+                try:
+                    await on_bug()
+                except Exception:
+                    log.exception("%s: could not say so either", what)
             return
