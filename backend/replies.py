@@ -117,7 +117,7 @@ class Replies:
             reply.interrupting = True
             reply.handed_off = reply.relayed  # another replica generates it: it goes on there
             reply.task.cancel()
-        await self._settle(sessions, late, min(grace_s, self.config.shutdown_grace_s) / 4 + 1)
+        await self._settle(sessions, late, grace_s / 4 + 1)
         return len(late)
 
     async def _settle(self, sessions: list[Session], cancelled: list[Reply], timeout: float) -> None:

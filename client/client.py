@@ -76,9 +76,10 @@ class JoeyClient:
         return self._took_session(frame)
 
     async def _answer(self) -> dict:
+        """The next frame; ``server_restarting`` is a lost connection (the server closes next)."""
         frame = await self.transport.recv()
         if frame["type"] == "error" and frame["code"] == "server_restarting":
-            raise ConnectionLost("the server is restarting")  # reached while it drains: try again soon
+            raise ConnectionLost("the server is restarting")
         return frame
 
     def _took_session(self, frame: dict) -> dict:
@@ -114,15 +115,12 @@ class JoeyClient:
         """The next frame, reconnecting as needed; frames already seen are dropped."""
         while True:
             try:
-                frame = await self.transport.recv()
+                frame = await self._answer()
             except ConnectionLost as lost:
                 await self._recover(lost)
                 return {"type": "_reconnected"}
             if frame["type"] == "error" and frame["code"] == "session_taken_over":
                 raise ClientError(frame)  # another client owns the session now: do not fight it
-            if frame["type"] == "error" and frame["code"] == "server_restarting":
-                await self._recover(ConnectionLost("the server is restarting"))  # it closes next
-                return {"type": "_reconnected"}
             seq = frame.get("seq")
             if seq is not None and not frame.get("duplicate"):
                 if seq <= self.last_seq:

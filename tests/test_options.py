@@ -11,7 +11,7 @@ import pytest
 from backend.config import Config
 from frontends.telegram.cli import add_arguments as telegram_arguments
 from frontends.telegram.config import TOKEN_ENV, TelegramConfig
-from model.options import opt, parse_bool
+from model.options import env_name, opt, parse_bool
 from training.cli import add_arguments as train_arguments
 from training.train_config import TrainConfig
 
@@ -57,7 +57,8 @@ def test_telegram_settings_come_from_flag_then_environment_then_default():
 def test_the_bot_token_is_no_flag_and_never_shown():
     parser, _ = parsed(telegram_arguments, [])
     assert "--token" not in parser.format_help() and parser.format_help().count(TOKEN_ENV) == 1  # the epilog
-    assert "123:abc" not in repr(TelegramConfig(token="123:abc"))
+    assert "123:abc" not in repr(TelegramConfig(token="123:abc", api_key="123:abc"))
+    assert TelegramConfig.from_env({"JOEY_API_KEY": "k1", "JOEY_SERVER_URL": "ws://h:1/ws"}).api_key == "k1"
 
 
 def test_every_setting_of_all_three_has_a_flag_and_a_variable_named_after_it():
@@ -66,8 +67,9 @@ def test_every_setting_of_all_three_has_a_flag_and_a_variable_named_after_it():
                                    (train_arguments, TrainConfig, "JOEY_TRAIN_", ["--data", "d"])):
         parser, _ = parsed(add, argv)
         text = parser.format_help()
-        for name in (f for f in cls.__dataclass_fields__ if f not in ("data", "token")):
-            assert "--" + name.replace("_", "-") in text and prefix + name.upper() in text, (cls.__name__, name)
+        for name, f in cls.__dataclass_fields__.items():
+            if f.metadata.get("flag", name != "data"):
+                assert "--" + name.replace("_", "-") in text and env_name(f, prefix) in text, (cls.__name__, name)
 
 
 def test_train_settings_read_the_environment_too(monkeypatch):

@@ -200,7 +200,7 @@ async def test_joey_telegram_serves_until_stopped(server, fake, tmp_path):
     from frontends.telegram.cli import serve
 
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(tg_config(fake, tmp_path), server.url, stop=stop))
+    task = asyncio.create_task(serve(tg_config(fake, tmp_path, server=server.url), stop=stop))
     fake.user_message(909, "Hi", "Janice")
     await fake.wait_texts(909, 1)
     stop.set()

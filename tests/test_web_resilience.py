@@ -119,12 +119,18 @@ async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(
     assert await page.page.locator("#messages .msg--user").count() == 2
 
 
-async def test_server_restart_mid_reply_clears_typing_at_once_and_reconnects_quickly(make_paced_server, page, tmp_path):
+async def long_reply_under_way(make_paced_server, page, tmp_path):
+    """A paced server keeping its sessions on disk, and a 200-token reply streaming to the page."""
     server = make_paced_server(min_new_tokens=200, max_new_tokens=200, state_path=str(tmp_path / "sessions.db"))
     await page.open(server)
     await page.say("Tell me about your acting career")
     message_id = await page.last_user_id()
     await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    return server, message_id
+
+
+async def test_server_restart_mid_reply_clears_typing_at_once_and_reconnects_quickly(make_paced_server, page, tmp_path):
+    server, message_id = await long_reply_under_way(make_paced_server, page, tmp_path)
     assert await page.page.get_attribute("#messages", "aria-busy") == "true"
     assert await page.page.is_visible("#stop")
 
@@ -160,11 +166,7 @@ async def test_server_restart_mid_reply_clears_typing_at_once_and_reconnects_qui
 
 
 async def test_a_planned_restart_cuts_no_reply_the_page_gets_it_whole_once(make_paced_server, page, tmp_path):
-    server = make_paced_server(min_new_tokens=200, max_new_tokens=200, state_path=str(tmp_path / "sessions.db"))
-    await page.open(server)
-    await page.say("Tell me about your acting career")
-    message_id = await page.last_user_id()
-    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    server, message_id = await long_reply_under_way(make_paced_server, page, tmp_path)
     # What SIGTERM's handler does first (backend/shutdown.py), with a grace shorter than the reply.
     await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.hub.stop(0.5), server.server_loop))
     await asyncio.to_thread(server.__exit__, None, None, None)

@@ -17,8 +17,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from starlette.requests import Request
 
 from backend import protocol as p
 from backend.admission import Admission
-from backend.app import origin_allowed, trusted_host
+from backend.app import key_among, key_digest, origin_allowed, trusted_host
 from backend.config import Config
 from frontends.openai.errors import APIError, from_protocol
 
@@ -45,7 +43,7 @@ class Caller:
 class Access:
     def __init__(self, config: Config):
         self.config = config
-        self._keys = [_digest(key) for key in config.openai_key_list()]
+        self._keys = [key_digest(key) for key in config.openai_key_list()]
         self._rates = Admission(dataclasses.replace(config, rate_limit_messages=config.openai_rate_limit_messages))
         self._callers: dict[str, Caller] = {}
 
@@ -73,10 +71,7 @@ class Access:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise APIError(401, "this server needs an API key: send Authorization: Bearer <key>", "missing_api_key")
-        given_digest, found = _digest(given.strip()), None
-        for key in self._keys:  # every key, every time: no early exit for the timing to show
-            if hmac.compare_digest(given_digest, key):
-                found = key
+        found = key_among(given.strip(), self._keys)
         if found is None:
             raise APIError(401, "incorrect API key", "invalid_api_key")
         return "openai-key-" + found.hex()[:16]
@@ -89,10 +84,6 @@ class Access:
         if not trusted_host(request.headers.get("host", "")) or not origin_allowed(request, self.config):
             raise APIError(403, "this Host or Origin may not use the API without a key", "origin_not_allowed")
         return "openai-addr-" + host
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 def _loopback(host: str) -> bool:

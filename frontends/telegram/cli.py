@@ -22,8 +22,6 @@ from model.options import add_flags
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
-    parser.add_argument("--server", default=env("JOEY_SERVER_URL", "ws://127.0.0.1:8000/ws"),
-                        help="the Joey server's WebSocket URL (env JOEY_SERVER_URL)")
     add_flags(parser, TelegramConfig, ENV_PREFIX)
     parser.add_argument("--log-level", default=env("JOEY_LOG_LEVEL", "info"), help="debug, info, warning or error")
     parser.epilog = f"The bot token is read from {TOKEN_ENV} only, never from a flag."
@@ -33,19 +31,19 @@ def run(args: argparse.Namespace) -> int:
     config = TelegramConfig.from_env(args=args)
     if not config.token:
         print(f"joey telegram: {TOKEN_ENV} is not set. Create a bot with @BotFather and run\n"
-              f"  {TOKEN_ENV}=<token> joey telegram --server {args.server}", file=sys.stderr)
+              f"  {TOKEN_ENV}=<token> joey telegram --server {config.server}", file=sys.stderr)
         return 2
     protect(config.token)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(config, args.server, os.environ.get("JOEY_API_KEY") or None))
+    return asyncio.run(serve(config))
 
 
-async def serve(config: TelegramConfig, server_url: str, api_key: str | None = None,
-                stop: asyncio.Event | None = None) -> int:
+async def serve(config: TelegramConfig, stop: asyncio.Event | None = None) -> int:
     """Run the adapter until ``stop`` is set (or SIGINT/SIGTERM). Returns the exit code."""
     from client import WebSocketTransport
     from frontends.telegram.bot import TelegramAdapter
 
+    server_url, api_key = config.server, config.api_key or None
     adapter = TelegramAdapter(config, lambda: WebSocketTransport(server_url, api_key))
     try:
         await adapter.start()

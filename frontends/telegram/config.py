@@ -29,6 +29,9 @@ ENV_PREFIX = "JOEY_TELEGRAM_"
 @dataclass
 class TelegramConfig:
     token: str = opt("", "the bot's token from @BotFather", env=TOKEN_ENV, flag=False, secret=True)
+    server: str = opt("ws://127.0.0.1:8000/ws", "joey telegram: the Joey server's WebSocket URL", env="JOEY_SERVER_URL")
+    api_key: str = opt("", "joey telegram: key sent to the server (its api_key or a trusted key)", env="JOEY_API_KEY",
+                       flag=False, secret=True)
     base_url: str = opt("", "Bot API base URL, e.g. http://127.0.0.1:8081/bot ('' = api.telegram.org)")
     state: str = opt("var/telegram.db", "SQLite file: chat -> session, unanswered updates, delivered replies")
     typing_interval: float = opt(4.0, "seconds between 'typing' actions; Telegram shows one for about 5 s")
