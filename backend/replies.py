@@ -17,6 +17,7 @@ from collections.abc import Callable
 from backend import protocol as p
 from backend.admission import Admission
 from backend.config import Config
+from backend.fair_queue import FairQueue
 from backend.metrics import Metrics
 from backend.replicas import Replicas
 from backend.session import LIVE, Reply, ReplyState, Session
@@ -32,6 +33,9 @@ class Replies:
         self.generator, self.config, self.metrics = generator, config, metrics
         self.admission, self.replicas, self.save = admission, replicas, save
         self.live: set[Reply] = set()  # in flight, across all sessions
+        # Owners take turns for the engine's slots: an address, or the session when its frontend
+        # speaks for many people. The engine's own queue stays empty, so it cannot be unfair.
+        self.turns = FairQueue(config.max_batch)
 
     def start(self, session: Session, reply: Reply, params: GenerationParams) -> None:
         session.reply, reply.client = reply, session.client
@@ -46,22 +50,24 @@ class Replies:
     async def _generate(self, session: Session, reply: Reply, params: GenerationParams) -> None:
         stream, outcome, finish = None, ReplyState.FAILED, "error"
         try:
-            stream = self.generator.stream(session.turns(self.generator.bot_name), params)
-            async for text in stream:
-                if reply.state is ReplyState.PENDING:
-                    reply.move(ReplyState.PENDING, ReplyState.STREAMING)
-                self.metrics.chunk(reply)
-                reply.parts.append(text)
-                self.publish(session, p.chunk(session.next_seq(), reply.message_id, text))
-            outcome, finish = ReplyState.DONE, _reason(stream.finish_reason)
+            async with self.turns.turn(reply.client or session.id):
+                try:
+                    stream = self.generator.stream(session.turns(self.generator.bot_name), params)
+                    async for text in stream:
+                        if reply.state is ReplyState.PENDING:
+                            reply.move(ReplyState.PENDING, ReplyState.STREAMING)
+                        self.metrics.chunk(reply)
+                        reply.parts.append(text)
+                        self.publish(session, p.chunk(session.next_seq(), reply.message_id, text))
+                    outcome, finish = ReplyState.DONE, _reason(stream.finish_reason)
+                finally:  # the engine's slot is free before the next reply takes the turn
+                    if stream is not None:
+                        await _close_quietly(stream)
         except asyncio.CancelledError:
             outcome, finish = ReplyState.CANCELLED, "cancelled"
         except Exception:  # tokenizer, engine, anything: the reply fails, the session carries on
             log.exception("generation failed for session %s", session.id[:8], extra={"session": session.id})
             session.deliver(self.error(p.ErrorCode.MODEL_ERROR, "Joey could not answer", reply.message_id))
-        finally:
-            if stream is not None:
-                await _close_quietly(stream)
         self.finish(session, reply, outcome, finish, getattr(stream, "tokens", 0) or 0)
 
     def finish(self, session: Session, reply: Reply, outcome: ReplyState, finish: str, tokens: int = 0) -> None:

@@ -229,6 +229,18 @@ async def test_a_full_engine_queue_is_a_rate_limit_too_and_a_closed_stream_frees
     assert content(client.chat.completions.create(model="joey", messages=HI, max_tokens=5))  # and carries on
 
 
+def test_one_callers_replies_in_flight_are_capped_like_an_addresss(api_server):
+    server = api_server(min_new_tokens=200, max_new_tokens=200, max_batch=4, max_replies_per_client=1)
+    client = sdk(server)
+    stream = client.chat.completions.create(model="joey", messages=HI, stream=True)
+    chunks = iter(stream)
+    next(chunks), next(chunks)  # its one reply in flight streams
+    with pytest.raises(openai.RateLimitError) as caught:  # though the engine has slots free
+        client.chat.completions.create(model="joey", messages=HI)
+    assert caught.value.code == "server_busy" and int(caught.value.response.headers["retry-after"]) >= 1
+    stream.close()
+
+
 async def test_a_client_that_stops_waiting_for_a_whole_completion_cancels_it(talkative):
     server = talkative
     before = (await scrape(server)).get(CANCELLED, 0)
@@ -246,7 +258,7 @@ async def test_a_client_that_stops_waiting_for_a_whole_completion_cancels_it(tal
 
 
 async def test_many_streaming_clients_share_the_engines_batch(api_server):
-    server = api_server(max_batch=8, min_new_tokens=40, max_new_tokens=40)
+    server = api_server(max_batch=8, min_new_tokens=40, max_new_tokens=40, max_replies_per_client=12)
     engine, client, peak = server.app.state.generator.engine, async_sdk(server), 0
 
     async def watch():

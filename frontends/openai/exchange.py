@@ -3,9 +3,9 @@ far, asked once, and forgotten when the request ends.
 
 The API is stateless (each request carries the whole conversation), so a session lives exactly
 as long as its request: it is opened with ``kept=False`` (never written to the store, never
-relayed to other replicas) and not counted against any client address, because the replies in
-flight, which the hub's admission bounds (``max_batch + max_queued_replies``), already bound how
-many there can be. Everything else is the session API every frontend uses: ``Hub.send`` admits
+relayed to other replicas). It belongs to its caller (an API key, or a loopback address without
+keys), so one caller's replies in flight are capped by ``max_replies_per_client`` and take their
+turns at the engine beside everyone else's (backend/fair_queue.py). Everything else is the session API every frontend uses: ``Hub.send`` admits
 the message (``server_busy``), the engine batches it with everyone's, the reply streams as
 ``chunk`` frames, and ``Hub.close`` cancels a reply the client no longer wants, which frees its
 engine slot before the next step. The prefix cache sees the same prompt a WebSocket session of
@@ -43,8 +43,9 @@ def sampling(chat: ChatRequest, server: GenerationParams) -> GenerationParams:
 
 
 class Exchange:
-    def __init__(self, hub, conversation: Conversation, params: GenerationParams, stops: tuple[str, ...] = ()):
-        self.hub, self.conversation, self.params = hub, conversation, params
+    def __init__(self, hub, conversation: Conversation, params: GenerationParams, stops: tuple[str, ...] = (),
+                 caller: str | None = None):
+        self.hub, self.conversation, self.params, self.caller = hub, conversation, params, caller
         self.id = "chatcmpl-" + secrets.token_hex(12)  # also the message id the hub answers
         self.outbox: asyncio.Queue = asyncio.Queue()
         self.watch = StopWatch(stops)
@@ -57,7 +58,7 @@ class Exchange:
         (server_busy, server_full, server_restarting) and leaves no session behind."""
         conversation, hub = self.conversation, self.hub
         try:
-            self.session = hub.open(conversation.user_name, None, conversation.history, kept=False)
+            self.session = hub.open(conversation.user_name, self.caller, conversation.history, kept=False)
             hub.attach(self.session, self.outbox)
             self.outbox.get_nowait()  # the session frame: nothing in it is for this API
             hub.send(self.session, self.id, conversation.text, conversation.name, self.params)

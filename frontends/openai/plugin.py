@@ -71,6 +71,6 @@ class OpenAIFrontend:
         except p.ProtocolError as exc:
             raise from_protocol(exc) from None
         self.access.count(caller, self.hub.relay)
-        exchange = Exchange(self.hub, conversation, sampling(chat, self.hub.params), chat.stop)
+        exchange = Exchange(self.hub, conversation, sampling(chat, self.hub.params), chat.stop, caller.id)
         exchange.start()
         return exchange
