@@ -26,8 +26,9 @@ class Transport(Protocol):
 
 
 class WebSocketTransport:
-    def __init__(self, url: str, api_key: str | None = None, open_timeout: float = 10.0):
+    def __init__(self, url: str, api_key: str | None = None, open_timeout: float = 10.0, local_host: str | None = None):
         self.url, self.api_key, self.open_timeout = url, api_key, open_timeout
+        self.local_host = local_host  # the address to connect from (a load test speaks for many addresses)
         self._ws = None
 
     async def connect(self) -> None:
@@ -36,7 +37,7 @@ class WebSocketTransport:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
         try:
             self._ws = await connect(self.url, additional_headers=headers, open_timeout=self.open_timeout,
-                                     max_size=2**20)
+                                     max_size=2**20, local_addr=(self.local_host, 0) if self.local_host else None)
         except OSError as exc:
             raise ConnectionLost(str(exc)) from exc
         except Exception as exc:  # handshake refusals, timeouts

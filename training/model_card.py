@@ -225,8 +225,20 @@ as many steps added 0.07 to persona and moved nothing else beyond noise. What pe
 misses is a fact asked in a way no training question resembled ("who sends you to
 auditions?" gets Chandler, not his agent): the 135M base reads the sheet weakly and learns the
 facts largely as question forms. Relevance and distinct-2 stayed short of their targets through
-both runs. The levers left untried in this budget: LoRA on all 30 layers, scene windows weighted
-up to restore relevance, and sampling settings swept again for this adapter.
+both runs.
+
+Two cheaper levers, measured with the persona probe alone on the shipped adapter (same seeds):
+- **Colder sampling.** Persona is 0.73 greedy, 0.72 at T=0.3, 0.68 at T=0.5 and 0.63 at the
+  default T=0.7. Even greedy misses 0.80, so the ceiling is the model, not the sampling; and
+  colder sampling costs distinct-2, which already misses.
+- **A recalled sheet line before Joey's turn**, as a short system note (the lorebook idea of
+  character-chat apps), without training on it: persona fell to 0.30 (the line chosen by shared
+  words) and 0.19 (chosen by MiniLM similarity). The adapter has never seen such a note, so it
+  is read as noise; it would need a training run of its own.
+
+The levers left untried in this budget: LoRA on all 30 layers (a run was started and stopped:
+on a machine shared with the test suite a step took 35-75 s instead of 15), the recalled note
+trained in, and scene windows weighted up to restore relevance.
 
 ### Sampling defaults, chosen by measurement
 The server's defaults ({sampling}) were chosen from sweeps on the same held-out lines
