@@ -6,7 +6,10 @@ asked for), sendMessage, sendChatAction, sendMessageDraft, deleteWebhook and set
 records every call, and can answer the next call of a method with an error (a 429, a 502...).
 It can also turn a group into a supergroup (sendMessage to the old id then fails with
 ``migrate_to_chat_id``, as Telegram's does), and queue group messages from several people,
-mentions, replies to the bot, service messages and channel posts.
+mentions, replies to the bot, service messages and channel posts. Update ids can restart lower
+(``restart_update_ids``); an offset too far ahead is then served from the queue's head, as
+Telegram's Bot API server does (telegram-bot-api: an offset "in the future" is ignored).
+Each instance can be another bot (``bot_id``), for a state file reused with another token.
 Bodies may be form-encoded (what PTB sends) or JSON.
 
 The test side is thread-safe and its waits are async, so an adapter on the test's own loop
@@ -39,8 +42,9 @@ BAD_GATEWAY = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
 
 
 class FakeTelegram:
-    def __init__(self, token: str = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"):
+    def __init__(self, token: str = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz", bot_id: int = BOT_USER["id"]):
         self.token = token
+        self.bot_user = {**BOT_USER, "id": bot_id}
         self.port = free_port()
         self.lock = threading.Lock()
         self.updates: list[dict] = []  # not yet confirmed by a later offset
@@ -49,7 +53,7 @@ class FakeTelegram:
         self.holds: dict[str, list[float]] = {}  # method -> seconds to wait before answering its next calls
         self.migrated: dict[int, int] = {}  # group -> the supergroup it became
         self._user_ids: dict[str, int] = {}
-        self._update_ids = itertools.count(1000)
+        self._next_update_id = 1000  # the queue's tail: the id the next update gets
         self._message_ids = itertools.count(1)
         self._sent_ids = itertools.count(50_000)
         app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
@@ -93,11 +97,18 @@ class FakeTelegram:
                 message["entities"] = sorted(entities, key=lambda e: e["offset"])
         if reply_to_bot:
             message["reply_to_message"] = {"message_id": next(self._sent_ids), "date": int(time.time()),
-                                           "chat": chat, "from": BOT_USER, "text": "How you doin'?"}
+                                           "chat": chat, "from": self.bot_user, "text": "How you doin'?"}
         with self.lock:
-            update = {"update_id": next(self._update_ids), kind: message}
+            update = {"update_id": self._next_update_id, kind: message}
+            self._next_update_id += 1
             self.updates.append(update)
         return update
+
+    def restart_update_ids(self, first: int) -> None:
+        """The next update gets id ``first``, lower than before: Telegram after a week without
+        updates (ids then start afresh), or another bot behind a reused state file."""
+        with self.lock:
+            self._next_update_id = first
 
     def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
         """The group becomes a supergroup: sending to its old id fails with migrate_to_chat_id."""
@@ -161,7 +172,7 @@ class FakeTelegram:
         return JSONResponse({"ok": True, "result": result})
 
     def _api_getMe(self, params: dict) -> dict:
-        return BOT_USER
+        return self.bot_user
 
     def _api_deleteWebhook(self, params: dict) -> bool:
         return True
@@ -181,7 +192,7 @@ class FakeTelegram:
             return JSONResponse({"ok": False, "error_code": 400,
                                  "description": "Bad Request: group chat was upgraded to a supergroup chat",
                                  "parameters": {"migrate_to_chat_id": self.migrated[chat_id]}}, status_code=400)
-        return {"message_id": next(self._sent_ids), "date": int(time.time()), "from": BOT_USER,
+        return {"message_id": next(self._sent_ids), "date": int(time.time()), "from": self.bot_user,
                 "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "text": params["text"]}
 
     async def _api_getUpdates(self, params: dict) -> list[dict]:
@@ -190,7 +201,9 @@ class FakeTelegram:
         deadline = time.monotonic() + float(params.get("timeout") or 0)
         while True:
             with self.lock:
-                if offset:  # asking for a later offset confirms everything before it
+                # A later offset confirms everything before it; one more than 10 past the tail is
+                # "in the future" and ignored: the queue is served from its head, nothing confirmed.
+                if offset and offset <= self._next_update_id + 10:
                     self.updates = [u for u in self.updates if u["update_id"] >= offset]
                 ready = self.updates[:limit]
             if ready or time.monotonic() >= deadline:

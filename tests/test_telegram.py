@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 
 import pytest
 
@@ -210,30 +211,55 @@ async def test_joey_telegram_serves_until_stopped(server, fake, tmp_path):
 @pytest.mark.parametrize("way", ["joey serve --telegram", "joey telegram"])
 def test_start_up_errors_are_one_clean_line(way, monkeypatch, capsys, fake, tiny_model, tmp_path):
     from backend.cli import main
+    from frontends.telegram.cli import serve
 
     def joey() -> tuple[int, str]:
+        """The exit code and what was said on stderr."""
         if way == "joey telegram":
             code = main(["telegram", "--server", "ws://127.0.0.1:9/ws"])
         else:  # stops before the server would start; it never does here
             code = main(["serve", "--telegram", "--base-model", str(tiny_model[0]), "--adapter", str(tiny_model[1]),
                          "--port", str(free_port())])
-        err = capsys.readouterr().err
+        err = capsys.readouterr().err.strip()
         assert "Traceback" not in err
-        return code, err.strip().splitlines()[-1]
+        return code, err
+
+    def one_quick_line() -> str:
+        """What a setting that can never work gives: one line and exit 2, at once (not retried)."""
+        started = time.monotonic()
+        code, err = joey()
+        assert code == 2 and "\n" not in err and time.monotonic() - started < 5
+        return err
 
     monkeypatch.setenv("JOEY_TELEGRAM_STATE", str(tmp_path / "t.db"))
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
-    code, line = joey()
-    assert code == 2 and "TELEGRAM_BOT_TOKEN" in line
+    code, err = joey()
+    assert code == 2 and "TELEGRAM_BOT_TOKEN" in err.splitlines()[-1]
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "999:wrong-token")
     monkeypatch.setenv("JOEY_TELEGRAM_BASE_URL", fake.base_url)
-    code, line = joey()
-    assert code == 2 and "refused the bot token" in line and "wrong-token" not in line
+    code, err = joey()
+    assert code == 2 and "refused the bot token" in err.splitlines()[-1] and "wrong-token" not in err
+    # A state file that cannot be written, and a Bot API URL that can never work.
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("JOEY_TELEGRAM_STATE", str(tmp_path / "a-file" / "t.db"))
+    err = one_quick_line()
+    assert "cannot use the state file" in err and "JOEY_TELEGRAM_STATE" in err
+    monkeypatch.setenv("JOEY_TELEGRAM_STATE", str(tmp_path / "t.db"))
+    monkeypatch.setenv("JOEY_TELEGRAM_BASE_URL", fake.base_url.replace("http://", ""))
+    assert "JOEY_TELEGRAM_BASE_URL (--base-url) is not an http(s) URL" in one_quick_line()
+    if way == "joey telegram":  # its Joey server URL too (stop already set: a start that works ends at once)
+        stop = asyncio.Event()
+        stop.set()
+        config = tg_config(fake, tmp_path, server="127.0.0.1:8000/ws")
+        assert asyncio.run(serve(config, stop=stop)) == 2
+        assert "JOEY_SERVER_URL (--server) is not a ws(s) URL" in capsys.readouterr().err
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "999:wrong-token")
     monkeypatch.setenv("JOEY_TELEGRAM_BASE_URL", f"http://127.0.0.1:{free_port()}/bot")  # nothing listens there
     monkeypatch.setenv("JOEY_TELEGRAM_RETRY_ATTEMPTS", "2")
     monkeypatch.setenv("JOEY_TELEGRAM_RETRY_BASE", "0.05")
-    code, line = joey()
-    assert code == 2 and "cannot reach the Telegram Bot API" in line
+    code, err = joey()
+    assert code == 2 and "cannot reach the Telegram Bot API" in err.splitlines()[-1]
     # The check that caught these lets a good token through.
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("JOEY_TELEGRAM_BASE_URL", fake.base_url)

@@ -24,18 +24,19 @@ from typing import Callable
 
 from telegram import BotCommand, Message, Update
 from telegram.constants import ChatType
-from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, MessageHandler, TypeHandler, filters
 
-from client import ClientError, JoeyClient, backoff_s
+from client import ClientError, JoeyClient
 from frontends.telegram import texts
 from frontends.telegram.addressing import MAX_NAME_CHARS, speaker, visible, words_for_joey
-from frontends.telegram.chat_store import ChatStore
+from frontends.telegram.chat_store import ChatStore, open_chat_store
 from frontends.telegram.chats import JoeyChats
 from frontends.telegram.config import TelegramConfig
 from frontends.telegram.ordering import ChatOrder
+from frontends.telegram.polling import poll_forever
 from frontends.telegram.redact import protect
-from frontends.telegram.retry import obey_flood_waits, reach_bot_api, until_delivered, with_retry
+from frontends.telegram.retry import reach_bot_api, until_delivered, with_retry
 from frontends.telegram.sending import Drafts, Sender, typing
 
 log = logging.getLogger("joey.telegram")
@@ -53,7 +54,7 @@ class TelegramAdapter:
         self.sender: Sender | None = None
         self.chats: JoeyChats | None = None
         self.order = ChatOrder()
-        self.told_to_wait: set[int] = set()  # chats told "gimme a minute" and not answered since
+        self.told_to_wait: set[int] = set()  # chats told "gimme a minute" whose flood is not over yet
         self._poller: asyncio.Task | None = None
         self._handling: set[asyncio.Task] = set()
         self._stopping = False
@@ -66,17 +67,20 @@ class TelegramAdapter:
     async def start(self) -> None:
         token = self.config.require_token()
         protect(token)
+        self.config.check_urls()
+        self.store = open_chat_store(self.config.state)
         builder = ApplicationBuilder().token(token).concurrent_updates(True).updater(None)
         if self.config.base_url:
             builder = builder.base_url(self.config.base_url).base_file_url(self.config.file_url)
         self.app = builder.build()
         self._add_handlers()
         await reach_bot_api(self.app.initialize, self.config.retry_attempts, self.config.retry_base)
-        self.store = ChatStore(self.config.state)
+        self.store.bind_bot(self.app.bot.id)
         self.store.prune()
         self.chats = JoeyChats(self.store, self.transport_factory, self.order, self.config.max_open_chats,
-                               self.config.max_backoff)
-        self.sender = Sender(self.app.bot, self.store, self.config.retry_attempts, self.config.retry_base)
+                               self.config.server_max_backoff)
+        self.sender = Sender(self.app.bot, self.store, self.config.retry_attempts, self.config.retry_base,
+                             send_timeout_s=self.config.send_timeout)
         self.sender.on_migrated = self.chats.migrate
         await with_retry(lambda: self.app.bot.delete_webhook(drop_pending_updates=False), "deleteWebhook",
                          self.config.retry_attempts, self.config.retry_base)
@@ -88,7 +92,8 @@ class TelegramAdapter:
             log.info("replaying %d updates received before the last stop", len(pending))
         for data in pending:
             self._enqueue(data)
-        self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+        self._poller = asyncio.get_running_loop().create_task(
+            poll_forever(self.app.bot, self.store, self.config, self._enqueue))
         log.info("Telegram bot @%s is running", self.app.bot.username)
 
     async def stop(self) -> None:
@@ -113,23 +118,6 @@ class TelegramAdapter:
             self.store = None
 
     # --- receiving ------------------------------------------------------------------------
-    async def _poll_forever(self) -> None:
-        bot, failures = self.app.bot, 0
-        while True:
-            try:
-                updates = await obey_flood_waits(
-                    lambda: bot.get_updates(offset=self.store.offset(), allowed_updates=["message"],
-                                            timeout=max(1, int(self.config.poll_timeout))), "getUpdates")
-                failures = 0
-            except (NetworkError, Conflict, Forbidden, InvalidToken) as exc:
-                failures += 1
-                delay = backoff_s(self.config.retry_base, failures + 1, min(30.0, self.config.max_backoff))
-                log.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            for data in self.store.accept([u.to_dict() for u in updates]):
-                self._enqueue(data)
-
     def _enqueue(self, data: dict) -> None:
         update = Update.de_json(data, self.app.bot)
         if update.effective_chat is not None:
@@ -153,7 +141,8 @@ class TelegramAdapter:
         """Run ``handle`` in its chat's turn; the update leaves the inbox once it is handled.
 
         It stays in the inbox only when the adapter stops first (cancelled, or stopping before
-        its turn came): the next start replays it.
+        its turn came): the next start replays it. A chat's flood ends when nothing of it waits:
+        only then may a later wait be announced again.
         """
 
         async def run(update: Update, context) -> None:
@@ -168,6 +157,8 @@ class TelegramAdapter:
                     await until_delivered(lambda: handle(update), f"update {update.update_id}",
                                           self.config.retry_base, self.config.max_backoff, self._apology(update))
                     self.store.finish(update.update_id)
+                    if update.effective_chat and not self.order.waiting(update.effective_chat.id):
+                        self.told_to_wait.discard(update.effective_chat.id)
             finally:
                 self._handling.discard(task)
 
@@ -242,14 +233,20 @@ class TelegramAdapter:
         if client is None:
             return
         text = await self._ask(update, client, words)
-        self.told_to_wait.discard(chat.id)
         await self._reply(update, text)
 
     # --- Joey -----------------------------------------------------------------------------
     async def _client(self, update: Update) -> JoeyClient | None:
-        """The chat's Joey client; when the server refuses the session, the person hears so."""
+        """The chat's Joey client; when the server refuses the session, the person hears so.
+
+        Connecting shows "typing...": while the server is down, that is all the chat sees.
+        """
+        chat_id = update.effective_chat.id
+        connecting = contextlib.nullcontext() if self.chats.is_open(chat_id) else typing(
+            self.app.bot, chat_id, self.config.typing_interval)
         try:
-            return await self.chats.client(update.effective_chat.id, self._person(update))
+            async with connecting:
+                return await self.chats.client(chat_id, self._person(update))
         except ClientError as exc:  # too_many_sessions, server_full: say so, never drop it silently
             log.warning("Joey server refused a session for chat %s: %s (give joey telegram a trusted "
                         "key: docs/telegram.md)", update.effective_chat.id, exc)
@@ -281,7 +278,7 @@ class TelegramAdapter:
                 if exc.code == "busy":  # a reply from before a restart is still finishing
                     await asyncio.sleep(0.5)
                 elif exc.code in texts.WAIT_NOTICES:
-                    wait = exc.retry_after or 5.0
+                    wait = 5.0 if exc.retry_after is None else exc.retry_after
                     if chat.id not in self.told_to_wait:
                         self.told_to_wait.add(chat.id)
                         quoted = None if private else message.message_id

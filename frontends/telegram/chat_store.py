@@ -9,7 +9,14 @@
   id, and the parts already out are skipped).
 - ``migrated``: groups that became supergroups (old chat id -> new one), so a reply to a
   message of the old group, and the group's Joey session, follow it to the new id.
-- ``meta``: the getUpdates offset.
+- ``meta``: the getUpdates offset, and the bot it belongs to.
+
+Update ids restarting lower than the stored offset (Telegram after a week without updates,
+or the file reused with another bot's token) would make the offset skip every new update:
+the Bot API serves an offset "in the future" from its queue's head, and updates below the
+offset would be taken for old ones. :meth:`ChatStore.accept` takes them as new and starts the
+offset again from them. A file used by another bot before is started afresh
+(:meth:`ChatStore.bind_bot`): its offset, message ids and sessions were that bot's.
 
 Writes are a few hundred bytes and take about a millisecond, so they run inline on the loop.
 """
@@ -17,11 +24,15 @@ Writes are a few hundred bytes and take about a millisecond, so they run inline 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
 from backend.store import private_sqlite
+from frontends.telegram.config import TelegramConfigError
+
+log = logging.getLogger("joey.telegram")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
@@ -51,12 +62,25 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def open_chat_store(path: str | Path) -> "ChatStore":
+    """The store at ``path``; a path that cannot be written is a :class:`TelegramConfigError`."""
+    try:
+        return ChatStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise TelegramConfigError(f"cannot use the state file {path} ({exc}); set JOEY_TELEGRAM_STATE "
+                                  "(--state) to a file in a writable folder") from None
+
+
 class ChatStore:
     def __init__(self, path: str | Path):
         self.db = private_sqlite(path, isolation_level=None)  # explicit transactions below
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -87,20 +111,40 @@ class ChatStore:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'offset'").fetchone()
         return int(row[0]) if row else None
 
+    def bind_bot(self, bot_id: int) -> None:
+        """Remember whose state this is; another bot's is forgotten (its ids would collide with ours)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'bot_id'").fetchone()
+        with self.db:
+            self.db.execute("BEGIN")
+            if row is not None and int(row[0]) != bot_id:
+                log.warning("state file was used by bot %s, now by bot %s: starting afresh (that bot's offset, "
+                            "unanswered updates, chat sessions and delivery records are forgotten)", row[0], bot_id)
+                for table in ("inbox", "delivered", "chats", "migrated"):
+                    self.db.execute(f"DELETE FROM {table}")
+                self.db.execute("DELETE FROM meta WHERE key = 'offset'")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bot_id', ?)", (str(bot_id),))
+
     def accept(self, updates: list[dict]) -> list[dict]:
-        """Store new updates and advance the offset past them, atomically. Returns the new ones."""
+        """Store new updates and advance the offset past them, atomically. Returns the new ones.
+
+        getUpdates returns ids below the offset only when Telegram's ids restarted: then they are
+        all new, and the offset follows them down.
+        """
         if not updates:
             return []
         known = self.offset() or 0
-        fresh = [u for u in updates if u["update_id"] >= known]
+        new_offset = max(u["update_id"] for u in updates) + 1
+        if min(u["update_id"] for u in updates) < known:
+            log.warning("Telegram's update ids restarted (got %d, expected %d or later); taking them as "
+                        "new, offset now %d", min(u["update_id"] for u in updates), known, new_offset)
+            known = 0
         now = time.time()
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR IGNORE INTO inbox VALUES (?, ?, ?)",
-                                [(u["update_id"], json.dumps(u), now) for u in fresh])
-            new_offset = max(u["update_id"] for u in updates) + 1
+                                [(u["update_id"], json.dumps(u), now) for u in updates])
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('offset', ?)", (str(max(new_offset, known)),))
-        return fresh
+        return updates
 
     def pending(self) -> list[dict]:
         """Updates accepted but not finished, oldest first (replayed at start)."""

@@ -1,7 +1,9 @@
 """One Joey client per Telegram chat: created on first use, resumed from the store, closed when idle.
 
 A chat's session id and token live in the store, so a client closed here (too many open
-chats) or lost in a restart resumes the same conversation when the chat speaks again.
+chats) or lost in a restart resumes the same conversation when the chat speaks again. While
+the server is down, every try to reach it waits at most ``max_backoff_s``, connecting and
+reconnecting alike, so a waiting chat is answered soon after the server is back.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from typing import Callable
 
 from client import ConnectionLost, JoeyClient, backoff_s
+from client.client import RECONNECT_BASE_S
 from frontends.telegram.chat_store import ChatStore
 from frontends.telegram.ordering import ChatOrder
 
@@ -25,6 +29,10 @@ class JoeyChats:
         self.store, self.transport_factory, self.order = store, transport_factory, order
         self.max_open, self.max_backoff_s = max_open, max_backoff_s
         self.clients: OrderedDict[int, JoeyClient] = OrderedDict()
+        self._down_since: float | None = None  # when the server stopped answering (logged once per outage)
+
+    def is_open(self, chat_id: int) -> bool:
+        return self.store.current_chat(chat_id) in self.clients
 
     async def client(self, chat_id: int, name: str | None) -> JoeyClient:
         """The chat's Joey client, connected; created (and its session resumed) on first use.
@@ -38,7 +46,7 @@ class JoeyChats:
             self.clients.move_to_end(chat_id)
             return client
         saved = self.store.session_for(chat_id)
-        client = JoeyClient(self.transport_factory(), name=name,
+        client = JoeyClient(self.transport_factory(), name=name, max_backoff_s=self.max_backoff_s,
                             session_id=saved[0] if saved else None, token=saved[1] if saved else None)
 
         def on_session(frame: dict) -> None:  # every open and resume, so a new session is remembered
@@ -52,9 +60,14 @@ class JoeyChats:
                 break
             except ConnectionLost as exc:
                 failures += 1
-                delay = backoff_s(0.5, failures, min(30.0, self.max_backoff_s))
-                log.warning("Joey server unreachable (%s); retrying in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning("Joey server unreachable (%s); messages wait, trying every %.1f s at most",
+                                exc, self.max_backoff_s)
+                await asyncio.sleep(backoff_s(RECONNECT_BASE_S, failures, self.max_backoff_s))
+        if self._down_since is not None:
+            log.info("Joey server reachable again after %.0f s", time.monotonic() - self._down_since)
+            self._down_since = None
         self.clients[chat_id] = client
         await self._evict()
         return client

@@ -3,7 +3,8 @@
     TELEGRAM_BOT_TOKEN=... joey telegram --server ws://127.0.0.1:8000/ws
 
 The same adapter as ``joey serve --telegram``, talking to the server over WebSocket. Exit codes:
-0 after SIGINT/SIGTERM, 2 for a missing or refused token or an unreachable Bot API.
+0 after SIGINT/SIGTERM, 2 for a missing or refused token, an unreachable Bot API, a malformed
+URL or a state file that cannot be written.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ async def serve(config: TelegramConfig, stop: asyncio.Event | None = None) -> in
     server_url, api_key = config.server, config.api_key or None
     adapter = TelegramAdapter(config, lambda: WebSocketTransport(server_url, api_key))
     try:
+        config.check_urls(server=True)
         await adapter.start()
     except TelegramConfigError as exc:
         print(f"joey telegram: {scrub(str(exc))}", file=sys.stderr)

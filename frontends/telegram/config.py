@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from model.options import opt, read_settings
 
@@ -42,6 +43,10 @@ class TelegramConfig:
     retry_attempts: int = opt(6, "network errors in a row on one Telegram call before it counts as failed")
     retry_base: float = opt(0.5, "seconds before the first retry after a network error; doubles each time")
     max_backoff: float = opt(60.0, "longest wait between tries of a reply not yet delivered, in seconds")
+    send_timeout: float = opt(30.0, "seconds Telegram may take to acknowledge a sent message before it is sent "
+                                    "again (an acknowledgement later than this shows it twice)")
+    server_max_backoff: float = opt(2.0, "longest wait between tries to reach the Joey server while it is down, "
+                                         "in seconds: its first reply comes at most this long after it is back")
     stop_grace: float = opt(10.0, "at stop, seconds a reply part already being sent may take to finish")
 
     @classmethod
@@ -55,6 +60,18 @@ class TelegramConfig:
             raise TelegramConfigError(MISSING_TOKEN)
         return self.token
 
+    def check_urls(self, server: bool = False) -> None:
+        """A malformed URL is a :class:`TelegramConfigError`, not an outage to retry.
+
+        ``server``: check the Joey server's URL too (``joey telegram`` talks to it over WebSocket).
+        """
+        if self.base_url and not _is_url(self.base_url, ("http", "https")):
+            raise TelegramConfigError(f"JOEY_TELEGRAM_BASE_URL (--base-url) is not an http(s) URL: {self.base_url!r}; "
+                                      "for example http://127.0.0.1:8081/bot")
+        if server and not _is_url(self.server, ("ws", "wss")):
+            raise TelegramConfigError(f"JOEY_SERVER_URL (--server) is not a ws(s) URL: {self.server!r}; "
+                                      "for example ws://127.0.0.1:8000/ws")
+
     @property
     def file_url(self) -> str:
         if not self.base_url:
@@ -62,3 +79,11 @@ class TelegramConfig:
         base = self.base_url.rstrip("/")
         return base[:-4] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
 
+
+def _is_url(text: str, schemes: tuple[str, ...]) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number from 0 to 65535)
+    except ValueError:
+        return False
+    return parts.scheme in schemes and bool(parts.hostname) and not any(c.isspace() for c in text)

@@ -32,6 +32,10 @@ class ChatOrder:
         """True while the chat has an update being handled or waiting."""
         return chat_id in self._queues
 
+    def waiting(self, chat_id: int) -> int:
+        """How many of the chat's updates wait behind the one whose turn it is."""
+        return max(0, len(self._queues.get(chat_id, ())) - 1)
+
     @contextlib.asynccontextmanager
     async def turn(self, chat_id: int, update_id: int):
         self.register(chat_id, update_id)  # a no-op for updates ticketed on receipt

@@ -5,9 +5,9 @@ the protocol a remote client speaks, minus the network. Settings come from the e
 (TELEGRAM_BOT_TOKEN, JOEY_TELEGRAM_*; see docs/telegram.md).
 
 Start-up problems are found by :meth:`TelegramFrontend.preflight`, which ``joey serve`` runs
-before the server starts: a missing token, a token Telegram refuses, a Bot API it cannot
-reach. Each becomes one line and exit code 2, as with ``joey telegram``, instead of a traceback
-from inside the server's start-up.
+before the server starts: a missing token, a malformed Bot API URL, a state file that cannot
+be written, a token Telegram refuses, a Bot API it cannot reach. Each becomes one line and
+exit code 2, as with ``joey telegram``, instead of a traceback from inside the server's start-up.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from telegram import Bot
 
 from backend.local_transport import LocalTransport
 from frontends.telegram.bot import TelegramAdapter
+from frontends.telegram.chat_store import open_chat_store
 from frontends.telegram.config import MISSING_TOKEN, TelegramConfig, TelegramConfigError
 from frontends.telegram.redact import protect
 from frontends.telegram.retry import reach_bot_api
@@ -47,6 +48,8 @@ class TelegramFrontend:
         if not telegram.token:
             return MISSING_TOKEN
         try:
+            telegram.check_urls()
+            open_chat_store(telegram.state).close()
             asyncio.run(_check_bot_api(telegram))
         except TelegramConfigError as exc:
             return str(exc)
@@ -57,7 +60,6 @@ class TelegramFrontend:
 
     async def stop(self) -> None:
         await self.adapter.stop()
-
 
 
 async def _check_bot_api(config: TelegramConfig) -> None:

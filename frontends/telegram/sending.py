@@ -5,7 +5,9 @@ supergroup (:class:`ChatMigrated`): the reply goes to the new chat id, and the s
 the move for later replies and for the group's session.
 
 A timed-out ``sendMessage`` may in fact have been delivered; Telegram has no idempotency key,
-so a retry can then show the message twice. That is the one duplicate this adapter can make.
+so a retry can then show the message twice. So a send waits ``send_timeout_s`` for Telegram's
+answer (python-telegram-bot's own read timeout is 5 s); only an answer later than that can
+still make a duplicate.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import ChatMigrated, TelegramError
 
+from frontends.telegram.config import TelegramConfig
 from frontends.telegram.retry import obey_flood_waits, with_retry
 from frontends.telegram.split import TELEGRAM_LIMIT, split_message
 
@@ -29,8 +32,10 @@ class Sender:
     """Sends replies; the store remembers how many parts of each reply went out, and where a
     group moved when it became a supergroup."""
 
-    def __init__(self, bot: Bot, store, attempts: int = 6, base_s: float = 0.5, limit: int = TELEGRAM_LIMIT):
+    def __init__(self, bot: Bot, store, attempts: int = 6, base_s: float = 0.5, limit: int = TELEGRAM_LIMIT,
+                 send_timeout_s: float = TelegramConfig.send_timeout):
         self.bot, self.store, self.attempts, self.base_s, self.limit = bot, store, attempts, base_s, limit
+        self.send_timeout_s = send_timeout_s
         self.on_migrated: Callable[[int, int], None] = store.migrate  # the adapter adds its own bookkeeping
         self._in_flight: set[asyncio.Task] = set()
 
@@ -91,7 +96,8 @@ class Sender:
 
     async def _send_to(self, chat_id: int, quoted: int | None, text: str) -> None:
         reply_to = ReplyParameters(quoted, allow_sending_without_reply=True) if quoted else None
-        await with_retry(lambda: self.bot.send_message(chat_id, text, reply_parameters=reply_to),
+        await with_retry(lambda: self.bot.send_message(chat_id, text, reply_parameters=reply_to,
+                                                       read_timeout=self.send_timeout_s),
                          "sendMessage", self.attempts, self.base_s)
 
 
