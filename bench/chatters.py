@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.common import percentile
+from bench.common import outside_load, percentile
 
 MESSAGES = ["How you doin'?", "Who ate my sandwich?", "Do you want to get pizza?", "What's your favourite food?",
             "Tell me about your acting.", "Could this be any slower?", "Where's Chandler?", "Let's watch Baywatch."]
@@ -57,6 +57,7 @@ async def chat_level(url: str, sessions: int, messages: int, seconds: float, gra
     """Run one level; returns its figures (latencies in ms). ``chatter``: one session's loop, with
     ``_chatter``'s arguments (bench/peer.py speaks the OpenAI API with it)."""
     records, problems = [], []
+    load = await asyncio.to_thread(outside_load)
     t0 = time.perf_counter()
     deadline = t0 + seconds
     tasks = [asyncio.create_task(chatter(url, i, messages, deadline, records, problems)) for i in range(sessions)]
@@ -68,7 +69,7 @@ async def chat_level(url: str, sessions: int, messages: int, seconds: float, gra
     ttfc, gaps = [r["ttfc"] for r in records], [g for r in records for g in r["gaps"]]
     tokens = sum(r["tokens"] for r in records)
     ms = lambda values, q: 1000 * percentile(values, q)  # noqa: E731
-    return {"sessions": sessions, "replies": len(records), "unfinished": len(late), "wall_s": wall,
+    return {**load, "sessions": sessions, "replies": len(records), "unfinished": len(late), "wall_s": wall,
             "tokens": tokens, "tok_s": tokens / wall if wall > 0 else 0.0,
             "ttfc_p50_ms": ms(ttfc, 50), "ttfc_p99_ms": ms(ttfc, 99),
             "gap_p50_ms": ms(gaps, 50), "gap_p99_ms": ms(gaps, 99),

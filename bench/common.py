@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +42,39 @@ def process_tree(pid: int) -> list[int]:
         with contextlib.suppress(FileNotFoundError):  # a thread that has just ended
             found += [int(child) for child in (task / "children").read_text().split()]
     return [pid, *(p for child in found for p in process_tree(child))]
+
+
+# A level measured while processes outside the benchmark keep this many cores busy is not a
+# result: it is recorded beside the level and warned about loudly.
+BUSY_CORES = 0.5
+
+
+def _cpu_ticks(pids: list[int]) -> tuple[int, int]:
+    """(busy ticks of the whole machine, ticks spent by ``pids``), from /proc (Linux)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    ours = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ours += int(stat[11]) + int(stat[12])  # utime, stime
+    return busy, ours
+
+
+def outside_load(seconds: float = 1.0) -> dict:
+    """Cores kept busy by processes outside this benchmark (not it, not the servers it started)
+    over ``seconds``, beside the 1-minute load average. The load average alone cannot tell: it
+    remembers the benchmark's own previous level for minutes."""
+    pids = process_tree(os.getpid())
+    busy0, ours0 = _cpu_ticks(pids)
+    time.sleep(seconds)
+    busy1, ours1 = _cpu_ticks(pids)
+    cores = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / os.sysconf("SC_CLK_TCK") / seconds
+    load = {"outside_cores": round(cores, 2), "load_avg": round(os.getloadavg()[0], 2)}
+    if cores > BUSY_CORES:
+        print(f"WARNING: other processes keep {cores:.1f} cores busy (over {BUSY_CORES}): the next level's "
+              "figures are from a busy machine, not results", file=sys.stderr, flush=True)
+    return load
 
 
 @dataclass

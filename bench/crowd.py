@@ -11,15 +11,15 @@ is honoured as a polite client would: wait ``retry_after``, resend the same id.
 
 Measured per admitted message: the wait for its first chunk, from the send that was admitted.
 Per refusal: whether the client had already waited a ``retry_after`` for this message (a
-retry refused again means that ``retry_after`` promised too early). The load average before
-the run is printed beside it: figures from a busy machine are not results.
+retry refused again means that ``retry_after`` promised too early). The machine's load before
+the run is printed beside it (bench/common.py outside_load): figures from a busy machine are
+not results.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repo root, not bench/
 
 from bench.chatters import MESSAGES  # noqa: E402
-from bench.common import markdown_table, percentile  # noqa: E402
+from bench.common import markdown_table, outside_load, percentile  # noqa: E402
 from bench.process import ChildServer, free_port  # noqa: E402
 
 LIMIT_S = 30.0  # issue 28: no admitted message waits longer for its first token
@@ -78,9 +78,9 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=3)
     args = parser.parse_args()
     port = free_port()
-    load = os.getloadavg()[0]
     with ChildServer([sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--state-path", "",
                       "--log-level", "warning"], port) as server:
+        load = outside_load()
         got = asyncio.run(crowd(server.url, args.sessions, args.messages))
     waits = got["waits"]
     row = {"sessions": args.sessions, "admitted": len(waits), "refusals (server_busy)": got["refused"],
@@ -88,7 +88,8 @@ def main() -> int:
            "retry_after p50 s": f"{percentile(got['retry_after'], 50):.0f}" if got["retry_after"] else "-",
            "first token p50 s": f"{percentile(waits, 50):.1f}", "p99 s": f"{percentile(waits, 99):.1f}",
            "max s": f"{max(waits):.1f}", f"over {LIMIT_S:.0f} s": sum(w > LIMIT_S for w in waits),
-           "other errors": len(got["errors"]), "wall s": f"{got['wall_s']:.0f}", "load before": f"{load:.1f}"}
+           "other errors": len(got["errors"]), "wall s": f"{got['wall_s']:.0f}",
+           "busy cores outside (load avg)": f"{load['outside_cores']:.1f} ({load['load_avg']:.1f})"}
     print(markdown_table(list(row), [list(map(str, row.values()))]))
     return 0
 

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from bench.chatters import chat_level
-from bench.common import ROOT, fmt, markdown_table, memory_mb, ratio
+from bench.common import BUSY_CORES, ROOT, fmt, markdown_table, memory_mb, ratio
 from bench.process import ChildServer, free_port
 from bench.storm import rate_name, storm_level
 
@@ -137,14 +137,22 @@ def _peers(stack: contextlib.ExitStack, result: dict, base: str, adapter: str | 
 
 def table(result: dict) -> str:
     headers = ["sessions", "server", "replies", "unfinished", "first chunk p50 ms", "p99 ms", "chunk gap p50 ms",
-               "p99 ms", "tokens/s", "RSS MiB", "PSS MiB", "errors", "dropped"]
+               "p99 ms", "tokens/s", "RSS MiB", "PSS MiB", "errors", "dropped", "busy cores outside (load avg)"]
     rows = []
     for ours, naive in zip(result["lean"], result["naive"]):
         for name, r in (("lean", ours), ("naive", naive)):
             rows.append([str(r["sessions"]), name, str(r["replies"]), str(r["unfinished"]), r["ttfc_p50_ms"],
                          r["ttfc_p99_ms"], r["gap_p50_ms"], r["gap_p99_ms"], r["tok_s"], r["rss_mb"],
-                         r.get("pss_mb", float("nan")), str(r["errors"]), str(r["dropped"])])
+                         r.get("pss_mb", float("nan")), str(r["errors"]), str(r["dropped"]), busy(r)])
     return markdown_table(headers, rows)
+
+
+def busy(row: dict) -> str:
+    """The machine's load before a level, flagged when it was too busy for a result (bench/common.py)."""
+    if "outside_cores" not in row:  # a result file from before the load was recorded
+        return "n/a"
+    flag = " BUSY" if row["outside_cores"] > BUSY_CORES else ""
+    return f"{row['outside_cores']:.1f} ({row['load_avg']:.1f}){flag}"
 
 
 def ratio_table(result: dict) -> str:
