@@ -1,8 +1,10 @@
 """Admission: who may start a session or a reply now. Every refusal is a typed error with retry_after.
 
 - ``rate_limited``: a session sent more than ``rate_limit_messages`` in ``rate_limit_window_s``.
-- ``server_busy``: more than ``max_queued_replies`` replies already wait for an engine slot
-  (``max_batch`` replies decode at once). A refusal now beats an answer in minutes.
+- ``server_busy``: the reply would wait longer than ``max_queue_wait_s`` for an engine slot
+  (estimated: ``max_batch`` slots, each freed after a reply's recent average hold), or more than
+  ``max_queued_replies`` wait already. A refusal now, with a truthful ``retry_after``, beats a
+  first token in minutes. Waiting replies take their turns fairly (backend/fair_queue.py).
 - ``server_busy`` too: one client address already has ``max_replies_per_client`` replies in
   flight, so no address can take the engine from the others (a trusted bridge or an
   in-process frontend, which speak for many people, is not one address).
@@ -37,17 +39,20 @@ LOCAL = LocalRelay()  # keeps nothing itself: a window lives in its session's se
 class Admission:
     def __init__(self, config: Config):
         self.config = config
-        self.reply_s = INITIAL_REPLY_S  # moving average of reply durations, for retry_after
+        self.reply_s = INITIAL_REPLY_S  # moving average of how long a reply holds its engine slot
 
     def queued(self, replies_in_flight: int) -> int:
         return max(0, replies_in_flight - self.config.max_batch)
 
     def check_capacity(self, replies_in_flight: int, message_id: str | None) -> None:
+        """May one more reply wait for an engine slot? Not when more than ``max_queued_replies``
+        wait already, nor when it would wait longer than ``max_queue_wait_s`` for its slot."""
         queued = self.queued(replies_in_flight + 1)  # counting the one asking to start
-        if queued > self.config.max_queued_replies:
-            # Slots free up max_batch at a time, each after about one reply's duration.
-            waves = math.ceil(queued / max(1, self.config.max_batch))
-            retry = min(60.0, max(1.0, self.reply_s * waves))
+        per_slot_s = self.reply_s / max(1, self.config.max_batch)  # a slot frees this often, on average
+        within_wait = math.floor(self.config.max_queue_wait_s / per_slot_s) if per_slot_s > 0 else queued
+        excess = queued - min(self.config.max_queued_replies, within_wait)
+        if queued and excess > 0:
+            retry = min(60.0, max(1.0, excess * per_slot_s))  # when the queue ahead is short enough again
             raise p.ProtocolError(p.ErrorCode.SERVER_BUSY, f"Joey has a queue; try again in {retry:.0f} s",
                                   message_id, retry_after=retry)
 

@@ -51,6 +51,7 @@ class Replies:
         stream, outcome, finish = None, ReplyState.FAILED, "error"
         try:
             async with self.turns.turn(reply.client or session.id):
+                reply.slot_at = time.monotonic()
                 try:
                     stream = self.generator.stream(session.turns(self.generator.bot_name), params)
                     async for text in stream:
@@ -85,7 +86,8 @@ class Replies:
         end = p.reply_end(session.next_seq(), reply.message_id, text, finish, tokens)
         session.remember(end, self.config.dedupe_window)
         session.touch()
-        self.admission.reply_ended(time.monotonic() - reply.started)
+        if reply.slot_at is not None:
+            self.admission.reply_ended(time.monotonic() - reply.slot_at)
         self.metrics.reply_ended(finish, tokens, len(self.live))
         self.save(session)
         self.replicas.publish(session, end)  # after the save: a follower reads the finished session

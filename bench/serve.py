@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                     engine_threads=args.threads, temperature=0.0, repetition_penalty=1.0, max_new_tokens=args.new_tokens,
                     min_new_tokens=args.new_tokens, rate_limit_messages=1_000_000, max_connections=10_000,
                     max_sessions=100_000, max_sessions_per_client=100_000, max_replies_per_client=100_000,
-                    max_queued_replies=100_000, orphan_grace_s=0.5, state_path="", log_level="warning",
+                    max_queued_replies=100_000, max_queue_wait_s=1e9, orphan_grace_s=0.5, state_path="", log_level="warning",
                     shutdown_grace_s=2.0)
     if args.kind == "lean":
         from model.generator import JoeyGenerator

@@ -203,6 +203,19 @@ async def test_server_busy_when_the_queue_is_long(make_hub):
     assert not third.history and not third.sent_times  # refused without side effects
 
 
+async def test_server_busy_when_a_reply_would_wait_too_long_and_retry_after_says_when_it_would_not(make_hub):
+    hub, _ = make_hub(delay=0.05, max_batch=2, max_queue_wait_s=10)
+    hub.admission.reply_s = 4.0  # replies hold a slot 4 s: a slot frees every 2 s, so 5 may wait
+    sessions = [hub.open() for _ in range(8)]
+    for s in sessions[:7]:  # 2 decode, 5 wait (the fifth waits 10 s)
+        hub.send(s, "a", "long " * 20)
+    with pytest.raises(ProtocolError) as err:
+        hub.send(sessions[7], "a", "hi")
+    assert err.value.code is ErrorCode.SERVER_BUSY and err.value.retry_after == 2.0  # one slot's turn
+    hub.admission.reply_s = 2.0  # replies got quicker: a slot frees every second, 10 may wait
+    hub.send(sessions[7], "a", "hi")
+
+
 async def test_history_is_bounded(make_hub):
     hub, gen = make_hub(max_history_turns=4)
     session = hub.open()
