@@ -31,7 +31,11 @@ from typing import Protocol
 log = logging.getLogger("joey.relay")
 
 LIVE, FRAMES, CONTROL, SENT = "joey:live:", "joey:frames:", "joey:control", "joey:sent:"
-LIVE_TTL_MS = 3_600_000  # a crashed owner's live list does not outlive an hour
+# Refreshed by every frame: a crashed owner's followers give up this long after its last one
+# (a live reply sends frames far more often, even while it waits its turn: max_queue_wait_s).
+LIVE_TTL_MS = 120_000
+# Published instead of a reply_end when a restart's grace ran out first; never sent to a client.
+INTERRUPTED = "reply_interrupted"
 
 
 class RateWindowed(Protocol):
@@ -131,6 +135,8 @@ class Relay:
                     if message is None:
                         return None  # the owner went away without a reply_end
                 frame = json.loads(message["data"])
+                if frame["type"] == INTERRUPTED:
+                    return frame
                 if frame["seq"] > last:
                     deliver(frame)
                     last = frame["seq"]

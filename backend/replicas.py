@@ -7,6 +7,9 @@
   *relayed* :class:`~backend.session.Reply` whose task delivers the owner's frames to the client
   after its ``last_seq``, and ends with the owner's ``reply_end``. ``cancel`` on it asks the owner
   to stop and waits for that ``reply_end``.
+- A reply whose owner stops without a ``reply_end`` (a restart's grace ran out: ``interrupted``;
+  or a crash: its live list expires) is not an answer: its follower tells the client
+  ``server_restarting``, and the client's resend is answered whole by whichever replica it reaches.
 - Every resume tells the other replicas (``takeover``): one still holding a connection for the
   session tells it ``session_taken_over`` and lets go, without aborting the reply, which its
   new follower relays.
@@ -24,7 +27,7 @@ from collections.abc import Callable
 
 from backend import protocol as p
 from backend.config import Config
-from backend.relay import LocalRelay, Relay
+from backend.relay import INTERRUPTED, LocalRelay, Relay
 from backend.session import LIVE, Reply, ReplyState, Session
 
 log = logging.getLogger("joey.replicas")
@@ -104,10 +107,11 @@ class Replicas:
             session.seq = max(session.seq, frame["seq"])
             session.deliver(frame)
 
-        end = None
+        end, cancelled = None, False
         try:
             end = await self.relay.follow(session.id, reply.frames[-1]["seq"], deliver)
         except asyncio.CancelledError:
+            cancelled = True
             if not reply.handed_off:  # the client's cancel (or reset): the owner stops, we relay its reply_end
                 with contextlib.suppress(Exception):
                     self.relay.send("cancel", session.id)
@@ -115,12 +119,23 @@ class Replicas:
                                                  self.config.shutdown_grace_s)
         except Exception:
             log.exception("following the reply of session %s failed", session.id[:8])
-        self._ended(session, reply, end)
+        if end is not None and end["type"] == INTERRUPTED:
+            end = None
+        if self._ended(session, reply, end) is None and not cancelled and not reply.handed_off:
+            # Its owner stopped without a reply_end (a restart's grace ran out, or a crash), so the
+            # message is not answered: the client resends it, as after a restart, and it is answered whole.
+            session.deliver(self.error(p.ErrorCode.SERVER_RESTARTING, "the replica answering this message "
+                                       "stopped; resume and send it again", reply.message_id))
 
-    def _ended(self, session: Session, reply: Reply, end: dict | None) -> None:
-        """Take the finished reply from the store (the owner saved it before its reply_end)."""
+    def interrupted(self, session: Session, reply: Reply) -> None:
+        """A reply generated here was interrupted by a restart: its followers stop waiting for it."""
+        self.publish(session, {"type": INTERRUPTED, "seq": session.seq, "message_id": reply.message_id})
+
+    def _ended(self, session: Session, reply: Reply, end: dict | None) -> dict | None:
+        """Take the finished reply from the store (the owner saved it before its reply_end).
+        Returns its reply_end, None if it has none."""
         if reply.finished:
-            return
+            return end
         row = None
         with contextlib.suppress(Exception):
             row = self.store.get(session.id)
@@ -135,6 +150,7 @@ class Replicas:
                 session.deliver(stored)  # it ended while we were not listening
                 end = stored
         reply.move(LIVE, ReplyState.DONE if end and end["finish_reason"] != "cancelled" else ReplyState.CANCELLED)
+        return end
 
     def on_control(self, action: str, session_id: str) -> None:
         """A message from another replica: ``takeover`` or ``cancel`` of ``session_id``."""

@@ -102,6 +102,7 @@ class Replies:
             session.history.pop()
             if self.replicas.relay.shared:  # saved before its reply_start for the followers: undo that
                 self.save(session)
+        self.replicas.interrupted(session, reply)
         self.metrics.reply_ended("interrupted", tokens, len(self.live))
         log.info("reply %s of session %s interrupted by the restart; the client's resend will answer it",
                  reply.message_id[:16], session.id[:8], extra={"session": session.id})
