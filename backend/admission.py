@@ -40,6 +40,8 @@ class Admission:
     def __init__(self, config: Config):
         self.config = config
         self.reply_s = INITIAL_REPLY_S  # moving average of how long a reply holds its engine slot
+        self.measured = 0  # replies that ended; until a wave of them, the average is a guess
+        self.promised = 0.0  # monotonic time the last refused reply was told to come back
 
     def queued(self, replies_in_flight: int) -> int:
         return max(0, replies_in_flight - self.config.max_batch)
@@ -50,9 +52,15 @@ class Admission:
         queued = self.queued(replies_in_flight + 1)  # counting the one asking to start
         per_slot_s = self.reply_s / max(1, self.config.max_batch)  # a slot frees this often, on average
         within_wait = math.floor(self.config.max_queue_wait_s / per_slot_s) if per_slot_s > 0 else queued
+        if self.measured < self.config.max_batch:  # a guessed pace admits one wave, not a wait of minutes
+            within_wait = min(within_wait, self.config.max_batch)
         excess = queued - min(self.config.max_queued_replies, within_wait)
         if queued and excess > 0:
-            retry = min(60.0, max(1.0, excess * per_slot_s))  # when the queue ahead is short enough again
+            # Each refused reply is told a later time than the one before, a slot apart: a crowd
+            # told the same moment would all come back together and be refused again.
+            now = time.monotonic()
+            self.promised = max(now + excess * per_slot_s, self.promised + per_slot_s)
+            retry = min(60.0, max(1.0, self.promised - now))
             raise p.ProtocolError(p.ErrorCode.SERVER_BUSY, f"Joey has a queue; try again in {retry:.0f} s",
                                   message_id, retry_after=retry)
 
@@ -102,4 +110,5 @@ class Admission:
             raise p.ProtocolError(p.ErrorCode.SERVER_FULL, "too many sessions; try again later", retry_after=60)
 
     def reply_ended(self, duration_s: float) -> None:
+        self.measured += 1
         self.reply_s = 0.9 * self.reply_s + 0.1 * duration_s

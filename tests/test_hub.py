@@ -205,13 +205,23 @@ async def test_server_busy_when_the_queue_is_long(make_hub):
 
 async def test_server_busy_when_a_reply_would_wait_too_long_and_retry_after_says_when_it_would_not(make_hub):
     hub, _ = make_hub(delay=0.05, max_batch=2, max_queue_wait_s=10)
-    hub.admission.reply_s = 4.0  # replies hold a slot 4 s: a slot frees every 2 s, so 5 may wait
-    sessions = [hub.open() for _ in range(8)]
-    for s in sessions[:7]:  # 2 decode, 5 wait (the fifth waits 10 s)
+    sessions = [hub.open() for _ in range(9)]
+    for s in sessions[:4]:  # before a wave of replies has ended, the pace is a guess: one wave waits
         hub.send(s, "a", "long " * 20)
-    with pytest.raises(ProtocolError) as err:
-        hub.send(sessions[7], "a", "hi")
-    assert err.value.code is ErrorCode.SERVER_BUSY and err.value.retry_after == 2.0  # one slot's turn
+    with pytest.raises(ProtocolError):
+        hub.send(sessions[4], "a", "hi")
+    hub.admission.measured, hub.admission.reply_s = 2, 4.0  # measured: a slot frees every 2 s
+    hub.admission.promised = 0.0  # and the refused one came back long ago
+    for s in sessions[4:7]:  # 2 decode, 5 wait (the fifth waits 10 s)
+        hub.send(s, "a", "long " * 20)
+    refused = []
+    for s in sessions[7:]:
+        with pytest.raises(ProtocolError) as err:
+            hub.send(s, "a", "hi")
+        refused.append(err.value)
+    assert all(e.code is ErrorCode.SERVER_BUSY for e in refused)
+    # One slot's turn for the first refused, the next slot's for the second: not both at once.
+    assert [round(e.retry_after) for e in refused] == [2, 4]
     hub.admission.reply_s = 2.0  # replies got quicker: a slot frees every second, 10 may wait
     hub.send(sessions[7], "a", "hi")
 
