@@ -2,15 +2,18 @@
 
 python-telegram-bot is pointed at it with ``base_url`` (``FakeTelegram.base_url``). It serves
 getMe, getUpdates (long poll with offset semantics: an update is gone once a later offset is
-asked for), sendMessage, sendChatAction, sendMessageDraft, deleteWebhook and setMyCommands,
-records every call, and can answer the next call of a method with an error (a 429, a 502...).
+asked for), sendMessage, sendChatAction, sendMessageDraft, setWebhook, deleteWebhook,
+getChatMember (``make_admin``) and setMyCommands, records every call, and can answer the next
+call of a method with an error (a 429, a 502...).
 It can also turn a group into a supergroup (sendMessage to the old id then fails with
 ``migrate_to_chat_id``, as Telegram's does), and queue group messages from several people,
 mentions, replies to the bot, service messages and channel posts. Update ids can restart lower
 (``restart_update_ids``); an offset too far ahead is then served from the queue's head, as
 Telegram's Bot API server does (telegram-bot-api: an offset "in the future" is ignored).
 Each instance can be another bot (``bot_id``), for a state file reused with another token.
-Bodies may be form-encoded (what PTB sends) or JSON.
+Bodies may be form-encoded (what PTB sends) or JSON. While a webhook is set, getUpdates is
+refused with 409 (as Telegram does) and new updates are POSTed to the webhook instead, with its
+secret token (:meth:`FakeTelegram.post_update`: to the URL set, or to where a test says it is served).
 
 The test side is thread-safe and its waits are async, so an adapter on the test's own loop
 keeps running while a test waits.
@@ -52,6 +55,8 @@ class FakeTelegram:
         self.failures: dict[str, list[tuple[int, dict]]] = {}
         self.holds: dict[str, list[float]] = {}  # method -> seconds to wait before answering its next calls
         self.migrated: dict[int, int] = {}  # group -> the supergroup it became
+        self.webhook: dict | None = None  # setWebhook's parameters while one is set
+        self.admins: dict[int, set[int]] = {}  # chat -> user ids getChatMember calls administrators
         self._user_ids: dict[str, int] = {}
         self._next_update_id = 1000  # the queue's tail: the id the next update gets
         self._message_ids = itertools.count(1)
@@ -101,8 +106,26 @@ class FakeTelegram:
         with self.lock:
             update = {"update_id": self._next_update_id, kind: message}
             self._next_update_id += 1
-            self.updates.append(update)
+            if self.webhook is None:  # with a webhook, the test posts it (post_update)
+                self.updates.append(update)
         return update
+
+    async def post_update(self, update: dict, url: str | None = None, secret: str | None = None) -> int:
+        """POST ``update`` to the webhook as Telegram does (to ``url`` if given: where it is served
+        in the test); ``secret`` overrides the header ("" leaves it out). Returns the status code."""
+        import httpx
+
+        secret = self.webhook.get("secret_token", "") if secret is None else secret
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(url or self.webhook["url"], json=update, headers=headers)
+        return response.status_code
+
+    def make_admin(self, chat_id: int, first_name: str) -> None:
+        """The group's member of that name (as user_message names them) becomes an administrator."""
+        with self.lock:
+            user_id = self._user_ids.setdefault(first_name, 7 + len(self._user_ids))
+            self.admins.setdefault(chat_id, set()).add(user_id)
 
     def restart_update_ids(self, first: int) -> None:
         """The next update gets id ``first``, lower than before: Telegram after a week without
@@ -175,6 +198,24 @@ class FakeTelegram:
         return self.bot_user
 
     def _api_deleteWebhook(self, params: dict) -> bool:
+        with self.lock:
+            self.webhook = None
+        return True
+
+    def _api_getChatMember(self, params: dict) -> dict:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        user = {"id": user_id, "is_bot": False, "first_name": "someone"}
+        if user_id not in self.admins.get(chat_id, ()):
+            return {"status": "member", "user": user}
+        rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                  "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
+                  "can_edit_stories", "can_delete_stories")
+        return {"status": "administrator", "user": user, "can_be_edited": False, "is_anonymous": False,
+                **{right: True for right in rights}}
+
+    def _api_setWebhook(self, params: dict) -> bool:
+        with self.lock:
+            self.webhook = params
         return True
 
     def _api_setMyCommands(self, params: dict) -> bool:
@@ -195,7 +236,11 @@ class FakeTelegram:
         return {"message_id": next(self._sent_ids), "date": int(time.time()), "from": self.bot_user,
                 "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "text": params["text"]}
 
-    async def _api_getUpdates(self, params: dict) -> list[dict]:
+    async def _api_getUpdates(self, params: dict) -> list[dict] | JSONResponse:
+        if self.webhook is not None:
+            return JSONResponse({"ok": False, "error_code": 409, "description": "Conflict: can't use getUpdates "
+                                 "method while webhook is active; use deleteWebhook to delete the webhook first"},
+                                status_code=409)
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + float(params.get("timeout") or 0)

@@ -162,7 +162,7 @@ async def test_a_bug_while_handling_a_message_is_still_answered(server, fake, tm
         async def broken(*args, **kwargs):
             raise RuntimeError("a bug in the handler")
 
-        running.adapter._ask = broken
+        running.adapter.asker.answer = broken
         fake.user_message(30_001, "Hey Joey!", "Monica")
         assert await fake.wait_texts(30_001, 1) == [texts.TROUBLE]  # told, not dropped in silence
         assert "a bug in the handler" in caplog.text

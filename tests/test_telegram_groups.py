@@ -11,7 +11,7 @@ import pytest
 
 from frontends.telegram import texts
 from tests.conftest import wait_until
-from tests.telegram_fixtures import all_handled, joey_texts, user_texts
+from tests.telegram_fixtures import Bot, all_handled, joey_texts, tg_config, user_texts
 from tests.telegram_fixtures import bot, fake, mode  # noqa: F401  (fixtures: pytest finds them by name here)
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -102,3 +102,91 @@ async def test_a_group_that_becomes_a_supergroup_is_followed(bot, fake):
         fake.user_message(new, "Joey, still me", "Phoebe", chat_type="supergroup")
         await fake.wait_texts(new, 1)
         assert bot.session(new) is first and user_texts(first) == ["Joey!", "Joey, still me"]
+
+
+async def test_only_group_admins_may_reset_unless_configured_otherwise(server, fake, tmp_path):
+    group = -900
+    running = await Bot("out-of-process", server, tg_config(fake, tmp_path)).start()
+    try:
+        fake.make_admin(group, "Monica")
+        fake.user_message(group, "Joey, how you doin'?", "Rachel", chat_type="group")
+        fake.user_message(group, "/reset", "Rachel", chat_type="group")  # a member
+        sent = await fake.wait_texts(group, 2)
+        assert sent[1] == texts.RESET_ADMINS_ONLY and user_texts(running.session(group)) == ["Joey, how you doin'?"]
+        fake.user_message(group, "/reset", "Monica", chat_type="group")  # an administrator
+        anonymous = {"id": group, "type": "group", "title": "Central Perk"}
+        fake.user_message(group, "/reset", "Group", chat_type="group", sender_chat=anonymous)  # an anonymous admin
+        assert (await fake.wait_texts(group, 4))[2:] == [texts.RESET_DONE, texts.RESET_DONE]
+        assert list(running.session(group).history) == []
+    finally:
+        await running.stop()
+    running = await Bot("out-of-process", server, tg_config(fake, tmp_path, reset_by="anyone")).start()
+    try:
+        fake.user_message(group, "/reset", "Rachel", chat_type="group")
+        assert (await fake.wait_texts(group, 5))[4] == texts.RESET_DONE
+    finally:
+        await running.stop()
+
+
+async def test_one_member_flooding_a_group_is_slowed_down_not_everyone(server, fake, tmp_path):
+    group = -910
+    config = tg_config(fake, tmp_path, group_user_messages=2, group_user_window=60)
+    running = await Bot("out-of-process", server, config).start()
+    try:
+        for n in range(5):
+            fake.user_message(group, f"Joey, number {n}", "Chandler", chat_type="group")
+        fake.user_message(group, "Joey, hi!", "Rachel", chat_type="group")
+        sent = await fake.wait_texts(group, 4)
+        assert await wait_until(lambda: all_handled(fake, config), 30)
+        assert len(fake.texts(group)) == 4  # two answers, one notice, Rachel's answer
+        slow_down = texts.MEMBER_SLOW_DOWN.split("{wait}")[0]
+        assert sent[2].startswith(slow_down) and sent[2].endswith(("a minute, I'm not going anywhere.",
+                                                                   "59 seconds, I'm not going anywhere."))
+        session = running.session(group)
+        assert user_texts(session) == ["Joey, number 0", "Joey, number 1", "Joey, hi!"]
+        assert [t for t in sent if not t.startswith(slow_down)] == joey_texts(session)
+    finally:
+        await running.stop()
+
+
+async def test_only_allowed_chats_are_answered_and_blocked_ones_never(server, fake, tmp_path):
+    mine, stranger, blocked, group, supergroup = 1401, 1402, 1403, -1404, -1001404
+    config = tg_config(fake, tmp_path, allowed_chats=f"{mine}, {blocked},{group}", blocked_chats=str(blocked))
+    running = await Bot("out-of-process", server, config).start()
+    try:
+        fake.user_message(stranger, "Hi Joey", "Gunther")
+        fake.user_message(blocked, "Hi Joey", "Janice")
+        fake.user_message(mine, "Hi Joey", "Joey's mom")
+        # An allowed group that became a supergroup (a new id) is still served.
+        fake.user_message(supergroup, None, "Phoebe", chat_type="supergroup", migrate_from_chat_id=group)
+        fake.user_message(supergroup, "Joey, still us", "Phoebe", chat_type="supergroup")
+        await fake.wait_texts(mine, 1)
+        await fake.wait_texts(supergroup, 1)
+        assert await wait_until(lambda: all_handled(fake, config), 30)
+        assert fake.texts(stranger) == fake.texts(blocked) == []
+        assert not fake.sent(stranger, "sendChatAction") and not fake.sent(blocked, "sendChatAction")
+        assert set(running.adapter.clients) == {mine, supergroup}
+    finally:
+        await running.stop()
+
+
+async def test_in_a_forum_replies_typing_and_notices_go_to_the_topic(server, fake, tmp_path):
+    forum = -100777
+    config = tg_config(fake, tmp_path, group_user_messages=1)
+    running = await Bot("out-of-process", server, config).start()
+    try:
+        def said(text: str, name: str, thread: int | None) -> None:
+            topic = {"message_thread_id": thread, "is_topic_message": True} if thread else {}
+            fake.user_message(forum, text, name, chat_type="supergroup", **topic)
+
+        said("Joey, pizza?", "Ross", 55)
+        said("Joey, more pizza?", "Ross", 55)  # over his limit: the notice goes to his topic too
+        said("Joey, hi", "Rachel", 66)
+        said("Joey, general news", "Monica", None)  # the General topic: no thread id
+        sent = await fake.wait_texts(forum, 4)
+        assert await wait_until(lambda: all_handled(fake, config), 30)
+        topics = [p.get("message_thread_id") for p in fake.sent(forum)]
+        assert topics == ["55", "55", "66", None] and sent[1].startswith(texts.MEMBER_SLOW_DOWN.split("{")[0])
+        assert {p.get("message_thread_id") for p in fake.sent(forum, "sendChatAction")} == {"55", "66", None}
+    finally:
+        await running.stop()

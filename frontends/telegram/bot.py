@@ -4,9 +4,9 @@ One adapter class serves both ways of running; only the transport factory differ
 ``LocalTransport(hub)`` in-process (``joey serve --telegram``) and
 ``WebSocketTransport(url)`` out-of-process (``joey telegram --server ws://...``).
 
-Flow of one update: a poll loop takes it from getUpdates, writes it to the inbox (ChatStore)
-together with the new offset, gives it a per-chat ticket and puts it on the Application's
-update queue. The Application runs handlers concurrently; each handler waits for its chat's
+Flow of one update: a poll loop takes it from getUpdates (or the webhook route receives it,
+webhook.py), writes it to the inbox (ChatStore), gives it a per-chat ticket and puts it on the
+Application's update queue. The Application runs handlers concurrently; each handler waits for its chat's
 turn, asks Joey through that chat's :class:`JoeyClient` (message id ``tg-<chat>-<message>``,
 so the hub answers a repeated ask from its store instead of generating again), sends the
 reply and only then removes the update from the inbox. When Telegram cannot be reached, the
@@ -27,17 +27,21 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, MessageHandler, TypeHandler, filters
 
-from client import ClientError, JoeyClient
-from frontends.telegram import texts
-from frontends.telegram.addressing import MAX_NAME_CHARS, speaker, visible, words_for_joey
+from client import JoeyClient
+from frontends.telegram import texts, webhook
+from frontends.telegram.access import ChatAccess, may_reset
+from frontends.telegram.addressing import visible, words_for_joey
+from frontends.telegram.asking import Asker
 from frontends.telegram.chat_store import ChatStore, open_chat_store
 from frontends.telegram.chats import JoeyChats
 from frontends.telegram.config import TelegramConfig
+from frontends.telegram.group_rate import GroupRate
+from frontends.telegram.health import TelegramMetrics
 from frontends.telegram.ordering import ChatOrder
-from frontends.telegram.polling import poll_forever
+from frontends.telegram.polling import start_polling
 from frontends.telegram.redact import protect
-from frontends.telegram.retry import reach_bot_api, until_delivered, with_retry
-from frontends.telegram.sending import Drafts, Sender, typing
+from frontends.telegram.retry import reach_bot_api, until_delivered
+from frontends.telegram.sending import Sender, topic
 
 log = logging.getLogger("joey.telegram")
 
@@ -53,8 +57,13 @@ class TelegramAdapter:
         self.store: ChatStore | None = None
         self.sender: Sender | None = None
         self.chats: JoeyChats | None = None
+        self.asker: Asker | None = None
+        self.access: ChatAccess | None = None
         self.order = ChatOrder()
-        self.told_to_wait: set[int] = set()  # chats told "gimme a minute" whose flood is not over yet
+        self.metrics = TelegramMetrics()
+        self.metrics.watch(self)
+        self.group_rate = GroupRate(config.group_user_messages, config.group_user_window, self.metrics)
+        self.webhook_secret = webhook.secret_for(config) if config.webhook_url else ""
         self._poller: asyncio.Task | None = None
         self._handling: set[asyncio.Task] = set()
         self._stopping = False
@@ -67,7 +76,7 @@ class TelegramAdapter:
     async def start(self) -> None:
         token = self.config.require_token()
         protect(token)
-        self.config.check_urls()
+        self.config.check()
         self.store = open_chat_store(self.config.state)
         builder = ApplicationBuilder().token(token).concurrent_updates(True).updater(None)
         if self.config.base_url:
@@ -76,14 +85,14 @@ class TelegramAdapter:
         self._add_handlers()
         await reach_bot_api(self.app.initialize, self.config.retry_attempts, self.config.retry_base)
         self.store.bind_bot(self.app.bot.id)
+        self.access = ChatAccess(self.config, self.store, self.metrics)
         self.store.prune()
         self.chats = JoeyChats(self.store, self.transport_factory, self.order, self.config.max_open_chats,
                                self.config.server_max_backoff)
         self.sender = Sender(self.app.bot, self.store, self.config.retry_attempts, self.config.retry_base,
                              send_timeout_s=self.config.send_timeout)
         self.sender.on_migrated = self.chats.migrate
-        await with_retry(lambda: self.app.bot.delete_webhook(drop_pending_updates=False), "deleteWebhook",
-                         self.config.retry_attempts, self.config.retry_base)
+        self.asker = Asker(self.app.bot, self.config, self.chats, self.sender, self._reply, self.metrics)
         with contextlib.suppress(TelegramError):
             await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in texts.BOT_COMMANDS])
         await self.app.start()
@@ -91,9 +100,11 @@ class TelegramAdapter:
         if pending:
             log.info("replaying %d updates received before the last stop", len(pending))
         for data in pending:
-            self._enqueue(data)
-        self._poller = asyncio.get_running_loop().create_task(
-            poll_forever(self.app.bot, self.store, self.config, self._enqueue))
+            self.enqueue(data)
+        if self.config.webhook_url:
+            await webhook.register(self.app.bot, self.config, self.webhook_secret)
+        else:
+            self._poller = await start_polling(self.app.bot, self.store, self.config, self.enqueue)
         log.info("Telegram bot @%s is running", self.app.bot.username)
 
     async def stop(self) -> None:
@@ -118,8 +129,22 @@ class TelegramAdapter:
             self.store = None
 
     # --- receiving ------------------------------------------------------------------------
-    def _enqueue(self, data: dict) -> None:
+    @property
+    def accepting(self) -> bool:
+        return self.app is not None and self.app.running and self.store is not None and not self._stopping
+
+    @property
+    def polling(self) -> bool:
+        return self._poller is not None and not self._poller.done()
+
+    def take(self, data: dict) -> None:
+        """An update posted to the webhook: kept in the inbox, then handled (once, if posted again)."""
+        if self.store.keep(data):
+            self.enqueue(data)
+
+    def enqueue(self, data: dict) -> None:
         update = Update.de_json(data, self.app.bot)
+        self.metrics.updates.inc()
         if update.effective_chat is not None:
             self.order.register(update.effective_chat.id, update.update_id)
         self.app.update_queue.put_nowait(update)
@@ -154,11 +179,13 @@ class TelegramAdapter:
                 async with self._turn(update):
                     if self._stopping:
                         return
-                    await until_delivered(lambda: handle(update), f"update {update.update_id}",
-                                          self.config.retry_base, self.config.max_backoff, self._apology(update))
+                    if self.access.admits(update):  # in turn: a move to a supergroup is known by now
+                        await until_delivered(lambda: handle(update), f"update {update.update_id}",
+                                              self.config.retry_base, self.config.max_backoff,
+                                              self._apology(update))
                     self.store.finish(update.update_id)
                     if update.effective_chat and not self.order.waiting(update.effective_chat.id):
-                        self.told_to_wait.discard(update.effective_chat.id)
+                        self.asker.told_to_wait.discard(update.effective_chat.id)
             finally:
                 self._handling.discard(task)
 
@@ -177,14 +204,8 @@ class TelegramAdapter:
     # --- handlers -------------------------------------------------------------------------
     async def _reply(self, update: Update, text: str) -> None:
         chat, message = update.effective_chat, update.effective_message
-        await self.sender.reply(chat.id, message.message_id, text, quote=chat.type != ChatType.PRIVATE)
-
-    @staticmethod
-    def _person(update: Update) -> str | None:
-        """The name a new session opens with: the person, in a private chat. A group's session
-        has no one person; each of its messages names its speaker."""
-        private = update.effective_chat.type == ChatType.PRIVATE
-        return speaker(update.effective_message) if private else None
+        await self.sender.reply(chat.id, message.message_id, text, quote=chat.type != ChatType.PRIVATE,
+                                topic=topic(message))
 
     def _for_joey(self, message: Message) -> str | None:
         return words_for_joey(message, self.app.bot.id, self.app.bot.username)
@@ -213,7 +234,11 @@ class TelegramAdapter:
         chat, message = update.effective_chat, update.effective_message
         if self.store.parts_sent(chat.id, message.message_id)[1]:
             return
-        client = await self._client(update)
+        if not await may_reset(self.app.bot, message, self.config):
+            self.metrics.turned_away.labels("reset_not_admin").inc()
+            await self._reply(update, texts.RESET_ADMINS_ONLY)
+            return
+        client = await self.asker.client(update)
         if client is not None:
             await client.reset()
             await self._reply(update, texts.RESET_DONE)
@@ -229,64 +254,13 @@ class TelegramAdapter:
         if self.store.parts_sent(chat.id, message.message_id)[1]:
             log.info("update %s was answered before a restart; skipping", update.update_id)
             return
-        client = await self._client(update)
+        if chat.type != ChatType.PRIVATE and (refused := self.group_rate.refused(message)) is not None:
+            if refused[1]:  # once per flood; the rest of it goes unanswered in silence
+                await self._reply(update, texts.MEMBER_SLOW_DOWN.format(wait=texts.wait_words(refused[0])))
+            return
+        client = await self.asker.client(update)
         if client is None:
             return
-        text = await self._ask(update, client, words)
+        text = await self.asker.answer(update, client, words)
         await self._reply(update, text)
-
-    # --- Joey -----------------------------------------------------------------------------
-    async def _client(self, update: Update) -> JoeyClient | None:
-        """The chat's Joey client; when the server refuses the session, the person hears so.
-
-        Connecting shows "typing...": while the server is down, that is all the chat sees.
-        """
-        chat_id = update.effective_chat.id
-        connecting = contextlib.nullcontext() if self.chats.is_open(chat_id) else typing(
-            self.app.bot, chat_id, self.config.typing_interval)
-        try:
-            async with connecting:
-                return await self.chats.client(chat_id, self._person(update))
-        except ClientError as exc:  # too_many_sessions, server_full: say so, never drop it silently
-            log.warning("Joey server refused a session for chat %s: %s (give joey telegram a trusted "
-                        "key: docs/telegram.md)", update.effective_chat.id, exc)
-            await self._reply(update, texts.TROUBLE)
-            return None
-
-    async def _ask(self, update: Update, client: JoeyClient, words: str) -> str:
-        """Joey's answer to ``words``, waiting out the server's rate limit and busy spells.
-
-        A wait is announced once, in Joey's voice, with how long it will be; then the message
-        is answered when the server takes it (nothing the person said is dropped).
-        """
-        chat, message = update.effective_chat, update.effective_message
-        message_id = f"tg-{chat.id}-{message.message_id}"
-        # A group shares one session: each turn names its speaker. A private chat's session is
-        # already named after its one person.
-        private = chat.type == ChatType.PRIVATE
-        name = None if private else speaker(message, client.limits.get("max_name_chars", MAX_NAME_CHARS))
-        while True:
-            drafts = None
-            if self.config.drafts and private:
-                drafts = Drafts(self.app.bot, chat.id, message.message_id, self.config.draft_interval)
-            try:
-                async with typing(self.app.bot, chat.id, self.config.typing_interval), \
-                        drafts or contextlib.nullcontext():
-                    end = await client.ask(words, message_id, drafts.add if drafts else None, name=name)
-                return end["text"].strip() or texts.EMPTY_REPLY
-            except ClientError as exc:
-                if exc.code == "busy":  # a reply from before a restart is still finishing
-                    await asyncio.sleep(0.5)
-                elif exc.code in texts.WAIT_NOTICES:
-                    wait = 5.0 if exc.retry_after is None else exc.retry_after
-                    if chat.id not in self.told_to_wait:
-                        self.told_to_wait.add(chat.id)
-                        quoted = None if private else message.message_id
-                        await self.sender.notice(chat.id, quoted,
-                                                 texts.WAIT_NOTICES[exc.code].format(wait=texts.wait_words(wait)))
-                    await asyncio.sleep(wait)
-                elif exc.code == "message_too_long":
-                    return texts.TOO_LONG.format(limit=client.limits["max_message_chars"])
-                else:
-                    log.warning("Joey could not answer %s: %s", message_id, exc)
-                    return texts.TROUBLE
+        self.metrics.replies.inc()

@@ -1,15 +1,16 @@
 """What the Telegram adapter must remember across restarts, in one SQLite file.
 
 - ``chats``: each Telegram chat's Joey session (id and token), so a restart resumes it.
-- ``inbox``: updates taken from getUpdates but not yet answered. An update is written here, in
+- ``inbox``: updates taken but not yet answered. An update from getUpdates is written here, in
   the same transaction that advances the stored offset, *before* the next getUpdates confirms it
-  to Telegram; it leaves only once its reply is sent. A crash in between replays it at start.
+  to Telegram (one posted to the webhook, before Telegram gets its 200); it leaves only once its
+  reply is sent. A crash in between replays it at start.
 - ``delivered``: how many parts of the reply to each Telegram message were sent, so a replayed
   update never sends a part twice (the Joey hub repeats its stored answer for the same message
   id, and the parts already out are skipped).
 - ``migrated``: groups that became supergroups (old chat id -> new one), so a reply to a
   message of the old group, and the group's Joey session, follow it to the new id.
-- ``meta``: the getUpdates offset, and the bot it belongs to.
+- ``meta``: the getUpdates offset (polling mode), and the bot it belongs to.
 
 Update ids restarting lower than the stored offset (Telegram after a week without updates,
 or the file reused with another bot's token) would make the offset skip every new update:
@@ -99,6 +100,10 @@ class ChatStore:
         row = self.db.execute("SELECT new_chat_id FROM migrated WHERE old_chat_id = ?", (chat_id,)).fetchone()
         return row[0] if row else chat_id
 
+    def former_ids(self, chat_id: int) -> list[int]:
+        """The ids of the groups that became this supergroup."""
+        return [r[0] for r in self.db.execute("SELECT old_chat_id FROM migrated WHERE new_chat_id = ?", (chat_id,))]
+
     def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
         """Record the move and hand the old chat's session to the new id (idempotent)."""
         with self.db:
@@ -146,10 +151,18 @@ class ChatStore:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('offset', ?)", (str(max(new_offset, known)),))
         return updates
 
+    def keep(self, update: dict) -> bool:
+        """Store one update posted to the webhook; False when it is in the inbox already."""
+        return self.db.execute("INSERT OR IGNORE INTO inbox VALUES (?, ?, ?)",
+                               (update["update_id"], json.dumps(update), time.time())).rowcount == 1
+
     def pending(self) -> list[dict]:
         """Updates accepted but not finished, oldest first (replayed at start)."""
         rows = self.db.execute("SELECT payload FROM inbox ORDER BY update_id")
         return [json.loads(r[0]) for r in rows]
+
+    def inbox_size(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
 
     def finish(self, update_id: int) -> None:
         self.db.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,))

@@ -31,6 +31,11 @@ class JoeyChats:
         self.clients: OrderedDict[int, JoeyClient] = OrderedDict()
         self._down_since: float | None = None  # when the server stopped answering (logged once per outage)
 
+    @property
+    def down(self) -> bool:
+        """True while the Joey server is known to be unreachable."""
+        return self._down_since is not None
+
     def is_open(self, chat_id: int) -> bool:
         return self.store.current_chat(chat_id) in self.clients
 

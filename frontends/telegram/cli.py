@@ -43,15 +43,22 @@ async def serve(config: TelegramConfig, stop: asyncio.Event | None = None) -> in
     """Run the adapter until ``stop`` is set (or SIGINT/SIGTERM). Returns the exit code."""
     from client import WebSocketTransport
     from frontends.telegram.bot import TelegramAdapter
+    from frontends.telegram import health
+    from frontends.telegram.http_server import OwnServer
 
     server_url, api_key = config.server, config.api_key or None
     adapter = TelegramAdapter(config, lambda: WebSocketTransport(server_url, api_key))
+    own = OwnServer(config, adapter, health.routes(adapter)) if config.listen else None
     try:
-        config.check_urls(server=True)
+        config.check(server=True)
+        if own is not None:  # listening first: the webhook answers as soon as setWebhook is done
+            await own.start()
         await adapter.start()
     except TelegramConfigError as exc:
         print(f"joey telegram: {scrub(str(exc))}", file=sys.stderr)
         await adapter.stop()
+        if own is not None:
+            await own.stop()
         return 2
     stop = stop or asyncio.Event()
     loop, handled = asyncio.get_running_loop(), []
@@ -68,6 +75,8 @@ async def serve(config: TelegramConfig, stop: asyncio.Event | None = None) -> in
         for sig in handled:
             loop.remove_signal_handler(sig)
         await adapter.stop()
+        if own is not None:
+            await own.stop()
     return 0
 
 

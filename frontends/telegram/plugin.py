@@ -18,6 +18,7 @@ from typing import ClassVar
 from telegram import Bot
 
 from backend.local_transport import LocalTransport
+from frontends.telegram import webhook
 from frontends.telegram.bot import TelegramAdapter
 from frontends.telegram.chat_store import open_chat_store
 from frontends.telegram.config import MISSING_TOKEN, TelegramConfig, TelegramConfigError
@@ -39,6 +40,11 @@ class TelegramFrontend:
         return cls(telegram, hub)
 
     @classmethod
+    def routes(cls, config) -> list:
+        """The webhook's route on the Joey server's app (none in polling mode)."""
+        return webhook.routes(TelegramConfig.from_env(), _running_adapter)
+
+    @classmethod
     def preflight(cls, config) -> str | None:
         """A problem to report before the server starts, or None: asks the Bot API who the bot is.
 
@@ -48,7 +54,7 @@ class TelegramFrontend:
         if not telegram.token:
             return MISSING_TOKEN
         try:
-            telegram.check_urls()
+            telegram.check()
             open_chat_store(telegram.state).close()
             asyncio.run(_check_bot_api(telegram))
         except TelegramConfigError as exc:
@@ -60,6 +66,11 @@ class TelegramFrontend:
 
     async def stop(self) -> None:
         await self.adapter.stop()
+
+
+def _running_adapter(request):
+    frontend = request.app.state.frontends.get(TelegramFrontend.name)
+    return frontend.adapter if frontend is not None else None
 
 
 async def _check_bot_api(config: TelegramConfig) -> None:

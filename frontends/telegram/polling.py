@@ -17,9 +17,17 @@ from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError
 from client import backoff_s
 from frontends.telegram.chat_store import ChatStore
 from frontends.telegram.config import TelegramConfig
-from frontends.telegram.retry import obey_flood_waits
+from frontends.telegram.retry import obey_flood_waits, with_retry
 
 log = logging.getLogger("joey.telegram")
+
+
+async def start_polling(bot: Bot, store: ChatStore, config: TelegramConfig,
+                        enqueue: Callable[[dict], None]) -> asyncio.Task:
+    """Take the bot off any webhook (getUpdates is refused while one is set), then poll in a task."""
+    await with_retry(lambda: bot.delete_webhook(drop_pending_updates=False), "deleteWebhook",
+                     config.retry_attempts, config.retry_base)
+    return asyncio.get_running_loop().create_task(poll_forever(bot, store, config, enqueue))
 
 
 async def poll_forever(bot: Bot, store: ChatStore, config: TelegramConfig, enqueue: Callable[[dict], None]) -> None:

@@ -1,5 +1,8 @@
 """Talking to Telegram: long replies in parts, the typing indicator and live drafts.
 
+In a forum (a supergroup with topics) replies, notices and "typing" go to the topic the message
+came from (``message_thread_id``); elsewhere Telegram would put them in the General topic.
+
 Every call goes through retry.py (flood waits and network errors). A group that became a
 supergroup (:class:`ChatMigrated`): the reply goes to the new chat id, and the store remembers
 the move for later replies and for the group's session.
@@ -17,7 +20,7 @@ import contextlib
 import logging
 from typing import Awaitable, Callable
 
-from telegram import Bot, ReplyParameters
+from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import ChatMigrated, TelegramError
 
@@ -39,7 +42,8 @@ class Sender:
         self.on_migrated: Callable[[int, int], None] = store.migrate  # the adapter adds its own bookkeeping
         self._in_flight: set[asyncio.Task] = set()
 
-    async def reply(self, chat_id: int, message_id: int, text: str, quote: bool = False) -> int:
+    async def reply(self, chat_id: int, message_id: int, text: str, quote: bool = False,
+                    topic: int | None = None) -> int:
         """Send ``text`` in answer to Telegram message ``message_id``; returns the parts sent now.
 
         Parts already sent for this message (before a restart, or before a failed try) are skipped.
@@ -51,14 +55,15 @@ class Sender:
             return 0
         sent = 0
         for index in range(done_parts, len(parts)):
-            await self._unstoppable(self._send_part(chat_id, message_id, quote, parts, index))
+            await self._unstoppable(self._send_part(chat_id, message_id, quote, parts, index, topic))
             sent += 1
         if not parts:
             self.store.part_sent(chat_id, message_id, 0, True)
         return sent
 
-    async def _send_part(self, chat_id: int, message_id: int, quote: bool, parts: list[str], index: int) -> None:
-        await self._send(chat_id, message_id if quote else None, parts[index])
+    async def _send_part(self, chat_id: int, message_id: int, quote: bool, parts: list[str], index: int,
+                         topic: int | None) -> None:
+        await self._send(chat_id, message_id if quote else None, parts[index], topic)
         self.store.part_sent(chat_id, message_id, index + 1, index + 1 == len(parts))
 
     async def _unstoppable(self, step: Awaitable) -> None:
@@ -79,36 +84,42 @@ class Sender:
             for task in self._in_flight:
                 task.cancel()
 
-    async def notice(self, chat_id: int, message_id: int | None, text: str) -> None:
+    async def notice(self, chat_id: int, message_id: int | None, text: str, topic: int | None = None) -> None:
         """A line that is not the reply (say, "give me a minute"): sent once, not recorded as the answer."""
-        await self._send(chat_id, message_id, text)
+        await self._send(chat_id, message_id, text, topic)
 
-    async def _send(self, chat_id: int, quoted: int | None, text: str) -> None:
+    async def _send(self, chat_id: int, quoted: int | None, text: str, topic: int | None) -> None:
         target = self.store.current_chat(chat_id)
         if target != chat_id:
-            quoted = None  # the message lives in the old group; the supergroup has other ids
+            quoted = topic = None  # the message lives in the old group; the supergroup has other ids
         try:
-            await self._send_to(target, quoted, text)
+            await self._send_to(target, quoted, text, topic)
         except ChatMigrated as exc:
             log.info("chat %s became supergroup %s; replying there", target, exc.new_chat_id)
             self.on_migrated(target, exc.new_chat_id)
-            await self._send_to(exc.new_chat_id, None, text)
+            await self._send_to(exc.new_chat_id, None, text, None)
 
-    async def _send_to(self, chat_id: int, quoted: int | None, text: str) -> None:
+    async def _send_to(self, chat_id: int, quoted: int | None, text: str, topic: int | None) -> None:
         reply_to = ReplyParameters(quoted, allow_sending_without_reply=True) if quoted else None
         await with_retry(lambda: self.bot.send_message(chat_id, text, reply_parameters=reply_to,
-                                                       read_timeout=self.send_timeout_s),
+                                                       message_thread_id=topic, read_timeout=self.send_timeout_s),
                          "sendMessage", self.attempts, self.base_s)
 
 
+def topic(message: Message) -> int | None:
+    """The forum topic ``message`` was said in (None outside forums: a reply thread is no topic)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
 @contextlib.asynccontextmanager
-async def typing(bot: Bot, chat_id: int, interval_s: float):
-    """Show "typing..." in the chat, refreshed every ``interval_s``, for the ``with`` body."""
+async def typing(bot: Bot, chat_id: int, interval_s: float, topic: int | None = None):
+    """Show "typing..." in the chat (or its forum ``topic``), refreshed every ``interval_s``, for the ``with`` body."""
 
     async def refresh() -> None:
         while True:
             try:
-                await obey_flood_waits(lambda: bot.send_chat_action(chat_id, ChatAction.TYPING), "sendChatAction")
+                await obey_flood_waits(lambda: bot.send_chat_action(chat_id, ChatAction.TYPING,
+                                                                    message_thread_id=topic), "sendChatAction")
             except TelegramError as exc:  # cosmetic: never fail a reply over it
                 log.debug("typing action for %s failed: %s", chat_id, exc)
             await asyncio.sleep(interval_s)

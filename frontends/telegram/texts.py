@@ -13,6 +13,9 @@ HELP = ("Here's how it works: just talk to me, I'll talk back. Easy, right?\n\n"
 
 RESET_DONE = "Okay, fresh start! Who are you again? I'm kidding. I forgot. But I'm kidding!"
 
+RESET_ADMINS_ONLY = ("Whoa, whoa! Only the group's admins can make me forget everything. "
+                     "House rules. Like, nobody eats Joey's food.")
+
 NOT_TEXT = ("Whoa, nice! But I'm more of a words guy. And a food guy. Mostly food. "
             "Can you just type it out for me?")
 
@@ -29,6 +32,9 @@ RATE_LIMITED = ("Whoa, whoa, slow down! Even Joey needs to catch his breath. "
                 "Gimme {wait} and I'll get right back to ya.")
 SERVER_BUSY = ("Hold on, it's like Thanksgiving at Monica's in here, everybody's talkin' at once! "
                "Gimme {wait} and I'll get back to ya.")
+# Sent once when one member of a group floods Joey; that message and the rest of the flood are not answered.
+MEMBER_SLOW_DOWN = ("Whoa, easy there! Let the others get a word in. "
+                    "Talk to me again in {wait}, I'm not going anywhere.")
 WAIT_NOTICES = {"rate_limited": RATE_LIMITED, "server_busy": SERVER_BUSY}
 
 
