@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import deque
 from collections.abc import Collection
 
 from backend import protocol as p
@@ -33,6 +34,7 @@ from model.sampling import GenerationParams
 
 # A first guess of how long one reply holds an engine slot, until replies have been measured.
 INITIAL_REPLY_S = 5.0
+PACE_WINDOW_S = 60.0  # turns older than this say nothing about the queue's pace now
 LOCAL = LocalRelay()  # keeps nothing itself: a window lives in its session's sent_times
 
 
@@ -42,6 +44,7 @@ class Admission:
         self.reply_s = INITIAL_REPLY_S  # moving average of how long a reply holds its engine slot
         self.measured = 0  # replies that ended; until a wave of them, the average is a guess
         self.promised = 0.0  # monotonic time the last refused reply was told to come back
+        self.turns: deque[float] = deque(maxlen=config.max_batch)  # when waiting replies got slots
 
     def queued(self, replies_in_flight: int) -> int:
         return max(0, replies_in_flight - self.config.max_batch)
@@ -50,7 +53,7 @@ class Admission:
         """May one more reply wait for an engine slot? Not when more than ``max_queued_replies``
         wait already, nor when it would wait longer than ``max_queue_wait_s`` for its slot."""
         queued = self.queued(replies_in_flight + 1)  # counting the one asking to start
-        per_slot_s = self.reply_s / max(1, self.config.max_batch)  # a slot frees this often, on average
+        per_slot_s = self.per_slot_s()
         within_wait = math.floor(self.config.max_queue_wait_s / per_slot_s) if per_slot_s > 0 else queued
         if self.measured < self.config.max_batch:  # a guessed pace admits one wave, not a wait of minutes
             within_wait = min(within_wait, self.config.max_batch)
@@ -108,6 +111,18 @@ class Admission:
                                   retry_after=retry)
         if len(sessions) >= self.config.max_sessions:
             raise p.ProtocolError(p.ErrorCode.SERVER_FULL, "too many sessions; try again later", retry_after=60)
+
+    def per_slot_s(self) -> float:
+        """How often a waiting reply gets a slot: from how long replies hold one, or, slower when
+        it is, from the pace waiting replies got theirs lately (a fuller batch steps slower)."""
+        by_hold = self.reply_s / max(1, self.config.max_batch)
+        now = time.monotonic()
+        if len(self.turns) < self.turns.maxlen or now - self.turns[0] > PACE_WINDOW_S:
+            return by_hold
+        return max(by_hold, (now - self.turns[0]) / len(self.turns))
+
+    def turn_taken(self) -> None:
+        self.turns.append(time.monotonic())
 
     def reply_ended(self, duration_s: float) -> None:
         self.measured += 1

@@ -78,6 +78,7 @@ class Config:
     api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
     trusted_keys: str = opt("", "keys of trusted bridges (joey telegram): their sessions count against no address")
     state_path: str = opt("var/sessions.db", "SQLite file that keeps sessions across restarts ('' = memory only)")
+    feedback_path: str = opt("var/feedback.jsonl", "ratings of Joey's replies with their context, appended for `joey feedback export` ('' = not kept)")
     state_url: str = opt("", "redis://HOST:PORT/DB keeps sessions in Redis instead, shared by several replicas")
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")

@@ -78,6 +78,8 @@ class Endpoint:
             self.hub.regenerate(self.session, frame.message_id)
         elif isinstance(frame, p.Cancel):
             self.hub.cancel(self.session)
+        elif isinstance(frame, p.Feedback):
+            self.hub.rate(self.session, frame.message_id, frame.rating)
         elif isinstance(frame, p.Reset):
             await self.hub.reset(self.session)
 

@@ -19,8 +19,9 @@ from contextlib import asynccontextmanager
 
 
 class FairQueue:
-    def __init__(self, slots: int):
+    def __init__(self, slots: int, on_turn=lambda: None):
         self.slots = slots
+        self.on_turn = on_turn  # called when a waiter gets its slot: the pace the queue moves at
         self.running = 0
         self._rounds: dict[str, deque[asyncio.Future]] = {}  # insertion order is the round's order
 
@@ -60,6 +61,7 @@ class FairQueue:
             if not granted.cancelled():
                 self.running += 1
                 granted.set_result(None)
+                self.on_turn()
 
     def _leave(self, owner: str, granted: asyncio.Future) -> None:
         queue = self._rounds.get(owner)

@@ -29,6 +29,7 @@ from backend import expiry
 from backend import protocol as p
 from backend.admission import Admission
 from backend.config import Config
+from backend.feedback import FeedbackLog
 from backend.metrics import Metrics
 from backend.relay import LocalRelay, Relay
 from backend.replicas import Replicas
@@ -56,6 +57,7 @@ class Hub:
             repetition_penalty=config.repetition_penalty,
         )
         self._reaper: asyncio.Task | None = None
+        self.feedback: FeedbackLog | None = None  # opened at the first rating
         self.stopping = False  # set by stop(): no new sessions or replies, clients are told to come back
         self.replicas = Replicas(self.sessions, store, config, self._save, self._error)
         self.runner = Replies(generator, config, self.metrics, self.admission, self.replicas, self._save)
@@ -101,6 +103,9 @@ class Hub:
             session.deliver(restarting)
             session.closed = True
         self.sessions.clear()
+        if self.feedback is not None:
+            self.feedback.close()
+            self.feedback = None
 
     # --- sessions -----------------------------------------------------------------------------
     def open(self, name: str | None = None, client: str | None = None, history: Iterable[dict] = (),
@@ -198,6 +203,31 @@ class Hub:
         turn = {"role": "user", "text": text, "message_id": message_id}
         session.history.append({**turn, "name": name} if name else turn)
         self.runner.start(session, Reply(message_id), params)
+
+    def rate(self, session: Session, message_id: str, rating: str | None) -> None:
+        """Rate Joey's reply to ``message_id`` ("up", "down"; None clears it): kept on its turn in
+        the history, and with its context in the feedback file (backend/feedback.py)."""
+        session.touch()
+        found = [i for i, t in enumerate(session.history) if t["role"] == "joey" and t["message_id"] == message_id]
+        if not found:
+            raise p.ProtocolError(p.ErrorCode.INVALID_FIELD, f"no reply of Joey's to {message_id!r} to rate here",
+                                  message_id)
+        turn = session.history[found[-1]]
+        if turn.get("rating") == rating:
+            session.deliver(p.feedback_done(message_id, rating))
+            return
+        # A change counts as a message in the rate window: each one is a line on disk.
+        self.admission.check_rate(session, message_id, self.relay)
+        turn.pop("rating", None)
+        turn.update({"rating": rating} if rating else {})
+        self._save(session)
+        if self.config.feedback_path:
+            try:
+                self.feedback = self.feedback or FeedbackLog(self.config.feedback_path)
+                self.feedback.record(session.id, list(session.history), found[-1], rating)
+            except OSError:  # the rating stays on the turn; the file is for the next adapter
+                log.exception("could not keep the rating of session %s", session.id[:8], extra={"session": session.id})
+        session.deliver(p.feedback_done(message_id, rating))
 
     def regenerate(self, session: Session, message_id: str | None = None) -> None:
         """Answer the last user message again; the new reply replaces Joey's previous one."""

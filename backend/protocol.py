@@ -75,6 +75,12 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    message_id: str  # the user message Joey's rated reply answers
+    rating: str | None  # "up", "down", or None to clear it
+
+
+@dataclass(frozen=True)
 class Reset:
     pass
 
@@ -84,7 +90,8 @@ class Ping:
     nonce: str | int | None = None
 
 
-ClientFrame = Open | Resume | UserMessage | Regenerate | Cancel | Reset | Ping
+ClientFrame = Open | Resume | UserMessage | Regenerate | Cancel | Reset | Ping | Feedback
+RATINGS = ("up", "down")
 MAX_ID_CHARS = 128
 
 
@@ -159,6 +166,12 @@ def parse_client_frame(raw: str | bytes, max_message_chars: int, max_name_chars:
         return Resume(_field(obj, "session_id", str), _field(obj, "token", str), last_seq)
     if kind == "cancel":
         return Cancel()
+    if kind == "feedback":
+        message_id = _message_id(obj, "message_id")
+        rating = _field(obj, "rating", str, required=False)
+        if rating is not None and rating not in RATINGS:
+            raise ProtocolError(ErrorCode.INVALID_FIELD, 'rating must be "up", "down" or null', message_id)
+        return Feedback(message_id, rating)
     if kind == "reset":
         return Reset()
     if kind == "ping":
@@ -184,6 +197,10 @@ def chunk(seq: int, message_id: str, text: str) -> dict:
 def reply_end(seq: int, message_id: str, text: str, finish_reason: str, tokens: int) -> dict:
     return {"type": "reply_end", "seq": seq, "message_id": message_id, "text": text,
             "finish_reason": finish_reason, "tokens": tokens}
+
+
+def feedback_done(message_id: str, rating: str | None) -> dict:
+    return {"type": "feedback", "message_id": message_id, "rating": rating}
 
 
 def reset_done(seq: int) -> dict:

@@ -35,7 +35,7 @@ class Replies:
         self.live: set[Reply] = set()  # in flight, across all sessions
         # Owners take turns for the engine's slots: an address, or the session when its frontend
         # speaks for many people. The engine's own queue stays empty, so it cannot be unfair.
-        self.turns = FairQueue(config.max_batch)
+        self.turns = FairQueue(config.max_batch, admission.turn_taken)
 
     def start(self, session: Session, reply: Reply, params: GenerationParams) -> None:
         session.reply, reply.client = reply, session.client

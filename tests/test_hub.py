@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import dataclasses
 
 import pytest
@@ -224,6 +225,13 @@ async def test_server_busy_when_a_reply_would_wait_too_long_and_retry_after_says
     assert [round(e.retry_after) for e in refused] == [2, 4]
     hub.admission.reply_s = 2.0  # replies got quicker: a slot frees every second, 10 may wait
     hub.send(sessions[7], "a", "hi")
+    # But waiting replies got their slots 5 s apart lately (a full batch steps slower than the
+    # holds say): the queue's own pace counts, and only 2 may wait.
+    now = time.monotonic()
+    hub.admission.turns.extend([now - 10, now - 5])
+    with pytest.raises(ProtocolError) as err:
+        hub.send(sessions[8], "a", "hi")
+    assert err.value.code is ErrorCode.SERVER_BUSY
 
 
 async def test_history_is_bounded(make_hub):

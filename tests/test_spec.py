@@ -68,8 +68,9 @@ def test_every_message_example_matches_its_payload(spec):
 
 # --- the spec and backend/protocol.py agree ---------------------------------------------------
 def test_frame_types_and_constants_match_protocol_py(spec):
-    assert set(spec.client_messages) == {"open", "resume", "message", "regenerate", "cancel", "reset", "ping"}
-    assert set(spec.server_messages) == {"session", "reply_start", "chunk", "reply_end", "reset", "pong", "error"}
+    assert set(spec.client_messages) == {"open", "resume", "message", "regenerate", "cancel", "reset", "ping", "feedback"}
+    assert set(spec.server_messages) == {"session", "reply_start", "chunk", "reply_end", "reset", "pong", "error",
+                                         "feedback"}
     for kind in spec.client_messages:  # each is a frame the parser knows
         try:
             p.parse_client_frame(json.dumps({"type": kind}), 1000, 32)
@@ -92,7 +93,7 @@ def test_server_frame_builders_match_the_spec(spec):
         p.session_frame("sid", "tok", True, history, 9, {"message_id": "b", "seq": 6}, limits),
         p.reply_start(1, "a"), p.chunk(2, "a", " Hey"), p.reply_end(3, "a", "Hey", "stop", 2),
         {**p.reply_end(3, "a", "Hey", "length", 2), "duplicate": True}, p.reply_end(4, "b", "", "cancelled", 0),
-        p.reset_done(5), p.pong(None), p.pong("n"), p.pong(7),
+        p.reset_done(5), p.pong(None), p.pong("n"), p.pong(7), p.feedback_done("a", "up"), p.feedback_done("a", None),
     ]
     for code in p.ErrorCode:
         frames.append(p.error(p.ProtocolError(code, "why")))
