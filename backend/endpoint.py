@@ -74,6 +74,8 @@ class Endpoint:
             raise p.ProtocolError(p.ErrorCode.SESSION_TAKEN_OVER, "this session was resumed elsewhere")
         if isinstance(frame, p.UserMessage):
             self.hub.send(self.session, frame.id, frame.text, frame.name)
+        elif isinstance(frame, p.Edit):
+            self.hub.edit(self.session, frame.message_id, frame.text, frame.name)
         elif isinstance(frame, p.Regenerate):
             self.hub.regenerate(self.session, frame.message_id)
         elif isinstance(frame, p.Cancel):

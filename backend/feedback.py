@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-RATINGS = ("up", "down")
+from backend.protocol import RATINGS
+
+log = logging.getLogger("joey.hub")
 DEFAULT_PATH = "var/feedback.jsonl"
 
 
@@ -31,8 +34,9 @@ class FeedbackLog:
         # Opened once, private from its creation on: the lines hold what people said.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
-    def record(self, session_id: str, history: list[dict], index: int, rating: str | None) -> None:
+    def record(self, session_id: str, history, index: int, rating: str | None) -> None:
         """Append the rating of Joey's turn ``history[index]``, with the turns before it."""
+        history = list(history)  # a session's is a bounded deque
         turn = history[index]
         line = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "session": session_id,
                 "message_id": turn["message_id"], "rating": rating, "reply": turn["text"],
@@ -41,6 +45,28 @@ class FeedbackLog:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class Ratings:
+    """A hub's feedback file: opened at the first rating (most servers never get one), closed at stop."""
+
+    def __init__(self, path: str):
+        self.path = path  # "" keeps ratings on the turns only
+        self.log: FeedbackLog | None = None
+
+    def keep(self, session_id: str, history, index: int, rating: str | None) -> None:
+        if not self.path:
+            return
+        try:
+            self.log = self.log or FeedbackLog(self.path)
+            self.log.record(session_id, history, index, rating)
+        except OSError:  # the rating stays on the turn; the file is for the next adapter
+            log.exception("could not keep the rating of session %s", session_id[:8], extra={"session": session_id})
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 def export(path: str | Path) -> list[dict]:

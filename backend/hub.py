@@ -29,7 +29,7 @@ from backend import expiry
 from backend import protocol as p
 from backend.admission import Admission
 from backend.config import Config
-from backend.feedback import FeedbackLog
+from backend.feedback import Ratings
 from backend.metrics import Metrics
 from backend.relay import LocalRelay, Relay
 from backend.replicas import Replicas
@@ -57,7 +57,7 @@ class Hub:
             repetition_penalty=config.repetition_penalty,
         )
         self._reaper: asyncio.Task | None = None
-        self.feedback: FeedbackLog | None = None  # opened at the first rating
+        self.ratings = Ratings(config.feedback_path)
         self.stopping = False  # set by stop(): no new sessions or replies, clients are told to come back
         self.replicas = Replicas(self.sessions, store, config, self._save, self._error)
         self.runner = Replies(generator, config, self.metrics, self.admission, self.replicas, self._save)
@@ -103,9 +103,7 @@ class Hub:
             session.deliver(restarting)
             session.closed = True
         self.sessions.clear()
-        if self.feedback is not None:
-            self.feedback.close()
-            self.feedback = None
+        self.ratings.close()
 
     # --- sessions -----------------------------------------------------------------------------
     def open(self, name: str | None = None, client: str | None = None, history: Iterable[dict] = (),
@@ -200,6 +198,22 @@ class Hub:
             return
         params = self.params if params is None else self.admission.capped(params, message_id)
         self._admit(session, message_id)
+        self._ask(session, message_id, text, name, params)
+
+    def edit(self, session: Session, message_id: str, text: str, name: str | None = None) -> None:
+        """Ask ``message_id`` again as ``text``: the conversation branches there. That message and
+        every turn after it leave the history (and their answers the dedupe record), then Joey
+        answers the new text under the same id."""
+        session.touch()
+        at = session.turn_index("user", message_id)
+        if at is None:
+            raise p.ProtocolError(p.ErrorCode.INVALID_FIELD, f"no message {message_id!r} to edit here", message_id)
+        self._admit(session, message_id)
+        while len(session.history) > at:
+            session.answered.pop(session.history.pop()["message_id"], None)
+        self._ask(session, message_id, text, name, self.params)
+
+    def _ask(self, session: Session, message_id: str, text: str, name: str | None, params: GenerationParams) -> None:
         turn = {"role": "user", "text": text, "message_id": message_id}
         session.history.append({**turn, "name": name} if name else turn)
         self.runner.start(session, Reply(message_id), params)
@@ -208,25 +222,17 @@ class Hub:
         """Rate Joey's reply to ``message_id`` ("up", "down"; None clears it): kept on its turn in
         the history, and with its context in the feedback file (backend/feedback.py)."""
         session.touch()
-        found = [i for i, t in enumerate(session.history) if t["role"] == "joey" and t["message_id"] == message_id]
-        if not found:
+        at = session.turn_index("joey", message_id)
+        if at is None:
             raise p.ProtocolError(p.ErrorCode.INVALID_FIELD, f"no reply of Joey's to {message_id!r} to rate here",
                                   message_id)
-        turn = session.history[found[-1]]
-        if turn.get("rating") == rating:
-            session.deliver(p.feedback_done(message_id, rating))
-            return
-        # A change counts as a message in the rate window: each one is a line on disk.
-        self.admission.check_rate(session, message_id, self.relay)
-        turn.pop("rating", None)
-        turn.update({"rating": rating} if rating else {})
-        self._save(session)
-        if self.config.feedback_path:
-            try:
-                self.feedback = self.feedback or FeedbackLog(self.config.feedback_path)
-                self.feedback.record(session.id, list(session.history), found[-1], rating)
-            except OSError:  # the rating stays on the turn; the file is for the next adapter
-                log.exception("could not keep the rating of session %s", session.id[:8], extra={"session": session.id})
+        if session.history[at].get("rating") != rating:
+            # A change counts as a message in the rate window: each one is a line on disk.
+            self.admission.check_rate(session, message_id, self.relay)
+            session.history[at].pop("rating", None)
+            session.history[at].update({"rating": rating} if rating else {})
+            self._save(session)
+            self.ratings.keep(session.id, session.history, at, rating)
         session.deliver(p.feedback_done(message_id, rating))
 
     def regenerate(self, session: Session, message_id: str | None = None) -> None:

@@ -75,6 +75,13 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Edit:
+    message_id: str  # the user message asked again; it and every turn after it leave the history
+    text: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class Feedback:
     message_id: str  # the user message Joey's rated reply answers
     rating: str | None  # "up", "down", or None to clear it
@@ -90,7 +97,7 @@ class Ping:
     nonce: str | int | None = None
 
 
-ClientFrame = Open | Resume | UserMessage | Regenerate | Cancel | Reset | Ping | Feedback
+ClientFrame = Open | Resume | UserMessage | Edit | Regenerate | Cancel | Reset | Ping | Feedback
 RATINGS = ("up", "down")
 MAX_ID_CHARS = 128
 
@@ -146,15 +153,15 @@ def parse_client_frame(raw: str | bytes, max_message_chars: int, max_name_chars:
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_FRAME, 'a frame must be a JSON object with a string "type"')
     kind = obj["type"]
-    if kind == "message":
-        message_id = _message_id(obj, "id")
+    if kind in ("message", "edit"):
+        message_id = _message_id(obj, "id" if kind == "message" else "message_id")
         text = _field(obj, "text", str)
         if len(text) > max_message_chars:
             raise ProtocolError(ErrorCode.MESSAGE_TOO_LONG,
                                 f"message is {len(text)} characters; the limit is {max_message_chars}", message_id)
         if not text.strip():
             raise ProtocolError(ErrorCode.INVALID_FIELD, "text is empty", message_id)
-        return UserMessage(message_id, text, _name(obj, max_name_chars))
+        return (UserMessage if kind == "message" else Edit)(message_id, text, _name(obj, max_name_chars))
     if kind == "regenerate":
         return Regenerate(_message_id(obj, "message_id", required=False))
     if kind == "open":

@@ -140,7 +140,12 @@ class Session:
                 for h in self.history]
 
     def last_user_index(self) -> int | None:
+        return self.turn_index("user")
+
+    def turn_index(self, role: str, message_id: str | None = None) -> int | None:
+        """The last turn of ``role`` (with ``message_id``, if given) in the history, or None."""
         for i in range(len(self.history) - 1, -1, -1):
-            if self.history[i]["role"] == "user":
+            turn = self.history[i]
+            if turn["role"] == role and message_id in (None, turn["message_id"]):
                 return i
         return None

@@ -442,3 +442,24 @@ async def test_too_many_sessions_says_truly_when_one_frees_up(make_hub):
     with pytest.raises(ProtocolError) as full:
         hub.open(client="10.0.0.1")
     assert 3598 <= full.value.retry_after <= 3600  # a used one counts for its whole idle time: said so
+
+
+async def test_edit_branches_the_conversation_at_that_message_and_answers_the_new_text(make_hub):
+    hub, gen = make_hub()
+    session = hub.open()
+    for i, text in enumerate(["I'm Sam", "I like pizza", "What's my name?"]):
+        hub.send(session, f"m{i}", text)
+        await session.reply.task
+    hub.edit(session, "m1", "I like sushi")
+    await session.reply.task
+    assert [(t["role"], t["text"][:12]) for t in session.history][:3] == [
+        ("user", "I'm Sam"), ("joey", session.history[1]["text"][:12]), ("user", "I like sushi")]
+    assert len(session.history) == 4 and "m2" not in session.answered  # m2 left with the branch
+    assert session.answered["m1"]["text"] == session.history[3]["text"]
+    assert [t.text for t in gen.calls[-1]] == ["I'm Sam", session.history[1]["text"], "I like sushi"]
+    hub.send(session, "m2", "What's my name?")  # the same id is a new message now, not a duplicate
+    await session.reply.task
+    assert len(session.history) == 6
+    with pytest.raises(ProtocolError) as err:
+        hub.edit(session, "nope", "hi")
+    assert err.value.code is ErrorCode.INVALID_FIELD

@@ -275,3 +275,21 @@ async def test_server_busy_when_the_engine_queue_is_long(make_server):
         await a.until("reply_end")
         end, _ = await b.ask("Hi Joey", "wait")  # the same id, resent after the queue cleared
         assert end["message_id"] == "wait"
+
+
+async def test_edit_over_the_wire_branches_the_conversation(make_server):
+    server = make_server(max_new_tokens=8)
+    async with connect(server.url) as c:
+        opened = await c.open(name="Ross")
+        for i, text in enumerate(["Hi, I'm Ross", "I like dinosaurs", "What do I like?"]):
+            await c.ask(text, f"m{i}")
+        await c.send(type="edit", message_id="m1", text="I like pizza")
+        end, frames = await c.until("reply_end")
+        assert frames[0]["type"] == "reply_start" and end["message_id"] == "m1" and end["text"]
+        await c.send(type="edit", message_id="m9", text="Hi")
+        assert (await c.recv())["code"] == "invalid_field"
+    async with connect(server.url) as c:
+        await c.send(type="resume", session_id=opened["session_id"], token=opened["token"])
+        history = (await c.recv())["history"]
+    assert [(t["role"], t["message_id"]) for t in history] == [("user", "m0"), ("joey", "m0"), ("user", "m1"), ("joey", "m1")]
+    assert history[2]["text"] == "I like pizza" and history[3]["text"] == end["text"]
