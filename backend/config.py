@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from backend.feedback import DEFAULT_PATH as FEEDBACK_PATH
 from model.character import Character, default_character
 from model.engine_options import EngineOptions
 from model.options import add_flags, opt, read_settings
@@ -78,7 +79,7 @@ class Config:
     api_key: str = opt("", "if set, clients must send it (Authorization: Bearer, or ?api_key=)")
     trusted_keys: str = opt("", "keys of trusted bridges (joey telegram): their sessions count against no address")
     state_path: str = opt("var/sessions.db", "SQLite file that keeps sessions across restarts ('' = memory only)")
-    feedback_path: str = opt("var/feedback.jsonl", "ratings of Joey's replies with their context, appended for `joey feedback export` ('' = not kept)")
+    feedback_path: str = opt(FEEDBACK_PATH, "ratings of Joey's replies with their context, appended for `joey feedback export` ('' = not kept)")
     state_url: str = opt("", "redis://HOST:PORT/DB keeps sessions in Redis instead, shared by several replicas")
     web_root: str = opt("frontends/web", "folder of the static chat page served at /")
     frontends: str = opt("", "comma-separated frontend plugins to run in-process, e.g. 'telegram'")
