@@ -80,6 +80,23 @@ async def test_stop_cancels_the_reply(make_paced_server, page, how):
     assert await page.page.is_enabled("#send")
 
 
+async def test_focus_goes_to_the_input_when_stop_goes_away_under_it(make_paced_server, page):
+    server = make_paced_server(min_new_tokens=100, max_new_tokens=100)
+    await page.open(server)
+    focused = "document.activeElement.id"
+    for how in ("escape", "reply end"):
+        await page.say(f"Tell me a story, {how}")
+        message_id = await page.last_user_id()
+        await page.page.wait_for_selector(".msg--joey[data-state=streaming] .msg__text:not(:empty)", timeout=T)
+        await page.page.focus("#stop")  # a keyboard user on Stop
+        if how == "escape":
+            await page.page.keyboard.press("Escape")
+        end = await page.reply_end(message_id)
+        assert end["finish_reason"] == ("cancelled" if how == "escape" else "length")
+        await expect(page.page.locator("#stop")).to_be_hidden(timeout=T)
+        assert await page.page.evaluate(focused) == "input", how  # not <body>
+
+
 ROWS = "rows => rows.map(r => [r.dataset.role, r.dataset.messageId])"
 
 
@@ -145,6 +162,9 @@ async def test_limits_and_errors_are_shown_in_the_page(make_server, page):
     await expect(page.page.locator("#counter")).to_have_text("0 / 20", timeout=T)  # the server's limit
     await page.page.fill("#input", "x" * 21)
     assert await page.page.text_content("#counter") == "21 / 20"
+    assert await page.page.text_content("#hint") == "Too long: 1 character over the limit"
+    await page.page.fill("#input", "x" * 22)
+    assert await page.page.text_content("#hint") == "Too long: 2 characters over the limit"
     assert "counter--over" in await page.page.get_attribute("#counter", "class")
     assert await page.page.is_disabled("#send")
     await page.page.press("#input", "Enter")

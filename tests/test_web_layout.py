@@ -60,6 +60,27 @@ async def settles(page: Page, expression: str, predicate, timeout: float = T / 1
         await asyncio.sleep(0.05)
 
 
+async def tab_stops(page: Page) -> list[str]:
+    """The ids (or classes) of what Tab reaches from the Chats button on to the message input."""
+    await page.page.focus("#chats-button")
+    stops = []
+    for _ in range(40):
+        await page.page.keyboard.press("Tab")
+        here = await page.page.evaluate("document.activeElement.id || document.activeElement.className")
+        if here == "input":
+            return stops
+        stops.append(here)
+    raise AssertionError(f"Tab never reached the input: {stops}")
+
+
+async def test_the_conversation_is_a_tab_stop_only_when_there_is_something_in_it(server, browser):
+    async with opened(browser, server) as page:
+        assert "messages" not in await tab_stops(page)  # empty: nothing to scroll or read
+        await page.exchange("Hi Joey")
+        await page.page.locator(".msg--joey[data-state=done]").wait_for(timeout=T)
+        assert "messages" in await tab_stops(page)  # the keyboard can scroll the conversation
+
+
 async def test_newest_message_stays_in_view_when_the_keyboard_opens_or_a_banner_shows(server, browser):
     async with opened(browser, server, **PHONE) as page:
         await converse(page, 4)

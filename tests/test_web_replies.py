@@ -44,7 +44,7 @@ async def test_regenerate_replaces_the_latest_reply(server, page):
     assert await earlier.locator(".tool--regenerate").count() == 1
     assert await earlier.locator(".tool--regenerate").is_hidden()
     await latest.hover()
-    await latest.get_by_role("button", name="Ask Joey for another reply").click()
+    await latest.get_by_role("button", name="Regenerate Joey's reply").click()
 
     new = await page.frame(lambda f: f["type"] == "reply_end" and f["message_id"] == second and f["seq"] > old["seq"])
     assert {"type": "regenerate", "message_id": second} in page.sent
@@ -95,7 +95,7 @@ async def test_phone_shows_the_tools_of_the_latest_reply(server, browser):
         await page.exchange("Hi")
         latest = page.page.locator(".msg--joey[data-state=done]")
         await expect(latest.get_by_role("button", name="Copy Joey's reply")).to_be_visible(timeout=T)
-        await expect(latest.get_by_role("button", name="Ask Joey for another reply")).to_be_visible(timeout=T)
+        await expect(latest.get_by_role("button", name="Regenerate Joey's reply")).to_be_visible(timeout=T)
         assert not page.console_errors()
     finally:
         await context.close()

@@ -180,3 +180,18 @@ async def test_a_planned_restart_cuts_no_reply_the_page_gets_it_whole_once(make_
         assert len(ends) == 1 and ends[0]["finish_reason"] == "length"  # redone whole, once, never cut
         assert await page.joey_texts() == [turns[1]["text"]]
         assert "Stopped" not in await page.page.inner_text("#messages")
+
+
+async def test_the_restart_notice_leaves_the_conversation_once_the_server_is_back(make_server, page, tmp_path):
+    server = make_server(state_path=str(tmp_path / "sessions.db"))
+    await page.open(server)
+    await page.exchange("Hi Joey")
+    await page.page.locator(".msg--joey[data-state=done]").wait_for(timeout=T)
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.hub.stop(0.5), server.server_loop))
+    restarting = page.page.locator("#messages .notice", has_text="restarting")
+    await expect(restarting).to_have_count(1, timeout=T)  # one, however often a draining server refuses a retry
+    await asyncio.to_thread(server.__exit__, None, None, None)
+    with RunningServer(server.config):  # same port, same sessions file: the same two turns
+        await page.online()
+        await expect(restarting).to_have_count(0, timeout=T)  # true no longer
+        await expect(page.page.locator("#messages .msg")).to_have_count(2)

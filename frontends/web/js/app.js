@@ -10,12 +10,14 @@ import { bindChats } from "./chats.js";
 import { bindComposer } from "./composer.js";
 import { bindConnection, connect } from "./connection.js";
 import { socket, ui } from "./context.js";
+import { bindOutbox } from "./outbox.js";
 import { connection as phase } from "./phase.js";
 import { bindReplies } from "./replies.js";
 import { session } from "./session.js";
 import { refresh } from "./status.js";
 
 bindConnection();
+bindOutbox();
 bindComposer();
 bindReplies();
 bindChats();
@@ -33,3 +35,5 @@ window.joeyChat = Object.freeze({
 refresh();
 connect();
 if (window.matchMedia("(pointer: fine)").matches) ui.input.focus();
+// The page shell from a cache when the network is down (sw.js): a reload offline still opens the chat.
+navigator.serviceWorker?.register("sw.js").catch(() => {});

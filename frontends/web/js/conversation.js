@@ -7,6 +7,7 @@
 
 import { hideBanner, showBanner } from "./banner.js";
 import { socket, ui, view } from "./context.js";
+import { restartOver } from "./errors.js";
 import { ackPending, flush } from "./outbox.js";
 import { connection } from "./phase.js";
 import * as line from "./queue.js";
@@ -81,23 +82,33 @@ function requeueUnanswered(historyKeys, inFlight) {
     view.remove(item.handle); // the server has it: history shows it
   }
   if (lost && inFlight?.message_id !== lost.id && !historyKeys.includes(keyOf("user", lost.id))) line.putBack(lost);
-  for (const queued of line.queue.waiting) if (queued.handle) view.remove(queued.handle);
+  for (const queued of line.queue.waiting) {
+    if (queued.handle) view.remove(queued.handle);
+    // Kept from before a reload, and sent meanwhile by another tab of this browser: not again.
+    if (!queued.regenerate && historyKeys.includes(keyOf("user", queued.id))) line.withdraw(queued);
+  }
 }
 
 /**
  * Completed turns: history is authoritative. Re-render only if the view disagrees with it, so
- * notes like "Stopped" survive a reconnect that changed nothing.
+ * notes like "Stopped" survive a reconnect that changed nothing. Returns the times of turns this
+ * browser sees for the first time (a reply that ended while it was offline): now.
  */
 function renderHistory(history, historyKeys, sessionId) {
   const shown = renderedKeys();
-  if (shown.length === historyKeys.length && shown.every((k, i) => k === historyKeys[i])) return;
+  if (shown.length === historyKeys.length && shown.every((k, i) => k === historyKeys[i])) return {};
   const partial = session.reply;
   const times = timesOf(sessionId);
+  const firstSeen = {};
+  const now = Date.now();
   view.clear();
   history.forEach((turn, i) => {
-    view.addMessage(roleOf(turn), String(turn.text ?? ""), turn.message_id, "done", times[historyKeys[i]]);
+    const key = historyKeys[i];
+    if (!times[key]) firstSeen[key] = now;
+    view.addMessage(roleOf(turn), String(turn.text ?? ""), turn.message_id, "done", times[key] || now);
   });
   if (partial) redrawnReply(view.addMessage("joey", partial.text, partial.messageId, "streaming"));
+  return firstSeen;
 }
 
 export function onSession(frame) {
@@ -107,7 +118,7 @@ export function onSession(frame) {
   const history = Array.isArray(frame.history) ? frame.history : [];
   const historyKeys = history.map((turn) => keyOf(roleOf(turn), turn.message_id));
   requeueUnanswered(historyKeys, inFlight);
-  renderHistory(history, historyKeys, frame.session_id);
+  const firstSeen = renderHistory(history, historyKeys, frame.session_id);
   for (const item of line.queue.waiting) {
     if (!item.regenerate) item.handle = view.addMessage("user", item.text, item.id, "queued", item.time);
   }
@@ -116,10 +127,14 @@ export function onSession(frame) {
 
   // After a server restart the session's last_seq can be below ours: count from the server's.
   adopt(frame, inFlight ? session.sentLastSeq : Number(frame.last_seq) || 0);
-  if (history.length) remember(frame.session_id, frame.token, { title: history.find((t) => roleOf(t) === "user")?.text });
+  if (history.length) {
+    const title = history.find((t) => roleOf(t) === "user")?.text;
+    remember(frame.session_id, frame.token, Object.keys(firstSeen).length ? { title, times: firstSeen } : { title });
+  }
   connection.sessionStarted();
   socket.markHealthy();
   hideBanner();
+  restartOver();
   flush();
   refresh();
 }

@@ -24,6 +24,13 @@ const WARNINGS = new Set(["model_error", "server_restarting", "busy", "server_bu
 const WAIT_AND_RESEND = new Set(["busy", "rate_limited", "server_busy"]); // not stored: the same id goes again
 
 let countdown = null; // the one "goes out in N s" notice: {row, timer}
+let restartNotice = null; // "Joey's server is restarting": true only until the next session
+
+/** A session again: the restart is over, so its notice goes. */
+export function restartOver() {
+  if (restartNotice?.isConnected) view.remove({ row: restartNotice });
+  restartNotice = null;
+}
 
 function endCountdown() {
   if (!countdown) return;
@@ -123,6 +130,7 @@ export function onError(frame) {
   const kind = WARNINGS.has(code) ? "warn" : "error";
   const retryAt = Date.now() + Math.max(1, Number(frame.retry_after) || 1) * 1000;
   if (typeof text === "function") countdownNotice(text, Math.max(queue.holdUntil, retryAt), kind);
+  else if (code === "server_restarting") restartNotice = restartNotice?.isConnected ? restartNotice : view.notice(text, kind);
   else view.notice(text, kind);
   flush();
   refresh();

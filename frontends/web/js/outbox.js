@@ -35,12 +35,29 @@ export function markFailed(item) {
   view.setMeta(item.handle, "Not sent", editAction(item));
 }
 
+function showWaiting(item) {
+  view.setMeta(item.handle, connection.ready ? "Waiting for Joey" : "Waiting for the connection");
+}
+
 export function enqueue(text) {
   const id = newId();
   const item = { id, text, time: Date.now(), handle: view.addMessage("user", text, id, "queued", Date.now()) };
   add(item);
   flush();
-  if (queue.waiting.includes(item)) view.setMeta(item.handle, connection.ready ? "Waiting for Joey" : "Waiting for the connection");
+  if (queue.waiting.includes(item)) showWaiting(item);
+}
+
+/**
+ * Messages kept from before a reload show at once, waiting for the session frame (which settles
+ * them); where storage failed, leaving with messages unsent asks first.
+ */
+export function bindOutbox() {
+  for (const item of [queue.pending, ...queue.waiting]) {
+    if (!item || item.regenerate) continue;
+    item.handle = view.addMessage("user", item.text, item.id, "queued", item.time);
+    showWaiting(item);
+  }
+  window.addEventListener("beforeunload", (event) => { if (queue.unsaved) event.preventDefault(); });
 }
 
 /** Ask for a new answer to the user message `messageId` (it must be the last one). */

@@ -46,6 +46,7 @@ export class ReconnectingSocket extends EventTarget {
   markHealthy() {
     this.attempt = 0;
     this.minNextDelay = 0;
+    this.fastUntil = 0; // the restart, if any, is over: the next one gets a window of its own
   }
 
   /** The server asked us to wait (retry_after, in seconds) before the next try. */
@@ -67,9 +68,10 @@ export class ReconnectingSocket extends EventTarget {
     this._scheduleRetry(4000, reason);
   }
 
-  /** The server said it is restarting: keep retrying quickly for a while. */
+  /** The server said it is restarting: keep retrying quickly for a while, counted from its first word. */
   expectRestart(withinMs = 60000) {
-    this.fastUntil = Date.now() + withinMs;
+    // A server still draining refuses each retry with the same news: that must not renew the window.
+    if (Date.now() >= this.fastUntil) this.fastUntil = Date.now() + withinMs;
   }
 
   /** A new connection now, whatever the state of this one (e.g. to switch to another session). */

@@ -32,7 +32,7 @@ function refreshCounter(text) {
   // Emoji made of several code points count as several: say so when that is what tips it over.
   if (!over) ui.hint.textContent = HINT;
   else if (shown <= limit) ui.hint.textContent = "Too long: emoji and accents can count as several characters";
-  else ui.hint.textContent = `Too long: ${shown - limit} characters over the limit`;
+  else ui.hint.textContent = `Too long: ${shown - limit} ${shown - limit === 1 ? "character" : "characters"} over the limit`;
   ui.hint.classList.toggle("composer__hint--error", over);
   ui.form.classList.toggle("composer__form--over", over);
   return over;
@@ -48,8 +48,11 @@ export function refresh() {
 
   // Sending is always possible (while Joey answers or the line is down, it waits in a queue).
   ui.send.disabled = over || !text.trim() || stopped;
+  const stopDisabled = Boolean(session.reply?.cancelled); // asked once: the reply_end is on its way
+  // Stop going away (or going dead) under the focus would drop it to <body>: keep the user's place.
+  if (document.activeElement === ui.stop && (!answering || stopDisabled)) ui.input.focus();
   ui.stop.hidden = !answering;
-  ui.stop.disabled = Boolean(session.reply?.cancelled); // asked once: the reply_end is on its way
+  ui.stop.disabled = stopDisabled;
   ui.newChat.disabled = !ui.log.querySelector(".msg") && !queue.waiting.length;
   view.setBusy(answering && Boolean(session.reply));
   view.markLatest();

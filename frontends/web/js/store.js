@@ -1,10 +1,12 @@
-// What survives a reload, in localStorage: the open session (id, token, last seq applied) and the
-// list of past chats (id, token, a title, when it was last used, and when each message was said).
+// What survives a reload, in localStorage: the open session (id, token, last seq applied), the
+// list of past chats (id, token, a title, when it was last used, and when each message was said)
+// and the outbox (messages typed and not yet answered).
 // localStorage can be unavailable (privacy modes, storage disabled): then the chat still works,
 // it just does not survive a reload.
 
 const SESSION_KEY = "joey-chat.session.v1";
 const CHATS_KEY = "joey-chat.chats.v1";
+const OUTBOX_KEY = "joey-chat.outbox.v1";
 const MAX_CHATS = 100; // the oldest beyond this are forgotten: they expire on the server anyway
 const MAX_TIMES = 200; // timestamps kept per chat (the server keeps max_history_turns turns)
 
@@ -16,11 +18,15 @@ function read(key) {
   }
 }
 
+/** Returns false when it could not be written (quota or disabled storage: not fatal). */
 function write(key, value) {
   try {
     if (value === null) localStorage.removeItem(key);
     else localStorage.setItem(key, JSON.stringify(value));
-  } catch { /* quota or disabled storage: not fatal */ }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function loadSession() {
@@ -85,4 +91,20 @@ export function remember(sessionId, token, { title, times } = {}) {
 /** When each message of a chat was said, as far as this browser saw it: {"user:ID": ms, "joey:ID": ms}. */
 export function timesOf(sessionId) {
   return findChat(sessionId)?.times || {};
+}
+
+const isItem = (item) => item && typeof item.id === "string" && (item.regenerate === true || typeof item.text === "string");
+
+/** The outbox as queue.js left it: {waiting: [item], pending: item|null, answering: item|null}. */
+export function loadOutbox() {
+  const value = read(OUTBOX_KEY) || {};
+  const one = (item) => (isItem(item) ? item : null);
+  return { waiting: Array.isArray(value.waiting) ? value.waiting.filter(isItem) : [],
+           pending: one(value.pending), answering: one(value.answering) };
+}
+
+/** Returns false when it could not be kept: then a reload would lose what is in it. */
+export function saveOutbox(outbox) {
+  const empty = !outbox.waiting.length && !outbox.pending && !outbox.answering;
+  return write(OUTBOX_KEY, empty ? null : outbox);
 }

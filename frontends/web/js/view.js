@@ -79,7 +79,11 @@ export class ChatView {
   }
 
   _syncEmpty() {
-    this.empty.hidden = this.log.childElementCount > 0;
+    const empty = this.log.childElementCount === 0;
+    this.empty.hidden = !empty;
+    // A Tab stop so the keyboard can scroll the conversation, but none while there is nothing in it.
+    if (empty) this.log.removeAttribute("tabindex");
+    else this.log.tabIndex = 0;
   }
 
   /** The row of the user's message `messageId`, if shown. */
@@ -129,7 +133,8 @@ export class ChatView {
       if (role === "joey") {
         const copy = button("tool tool--copy", "Copy Joey's reply", "Copy");
         copy.addEventListener("click", () => this.actions.copy(handle));
-        const again = button("tool tool--regenerate", "Ask Joey for another reply", "Regenerate");
+        // The accessible name holds the visible word, so a voice user can say what is seen (WCAG 2.5.3).
+        const again = button("tool tool--regenerate", "Regenerate Joey's reply", "Regenerate");
         again.addEventListener("click", () => this.actions.regenerate(handle));
         tools.append(copy, again);
       }
