@@ -3,24 +3,32 @@
 // The page's modules: context (shared elements, view, socket), the state's three owners (phase:
 // the connection; session: the session and its stream; queue: outgoing messages), connection
 // (open/resume and frame dispatch), conversation (stream frames), errors, outbox (sending from
-// the queue), composer (user input), replies (copy, regenerate), chats (past chats), status
-// (controls follow the state) and banner.
+// the queue), composer (user input), replies (copy, regenerate), feedback (thumbs up / down),
+// edit, settings (your name), export, chats (past chats), status (controls follow the state) and banner.
 
 import { bindChats } from "./chats.js";
 import { bindComposer } from "./composer.js";
 import { bindConnection, connect } from "./connection.js";
 import { socket, ui } from "./context.js";
+import { bindEdit } from "./edit.js";
+import { bindExport } from "./export.js";
+import { bindFeedback } from "./feedback.js";
 import { bindOutbox } from "./outbox.js";
 import { connection as phase } from "./phase.js";
 import { bindReplies } from "./replies.js";
 import { session } from "./session.js";
+import { bindSettings } from "./settings.js";
 import { refresh } from "./status.js";
 
 bindConnection();
+bindFeedback(); // these two before any bubble is drawn: each gets its buttons as it is made
+bindEdit();
 bindOutbox();
 bindComposer();
 bindReplies();
 bindChats();
+bindSettings();
+bindExport();
 
 // A tiny handle for debugging from the console (and for tests): no secrets in it.
 window.joeyChat = Object.freeze({

@@ -15,8 +15,11 @@ export const ui = {
   stop: $("stop"), counter: $("counter"), hint: $("hint"),
 };
 
-/** What the buttons under Joey's replies do: filled in by replies.js (the view only renders them). */
-export const replyActions = { copy: () => {}, regenerate: () => {} };
+/**
+ * What the buttons under messages do: filled in by replies.js, and toolMakers by the modules with
+ * buttons of their own (feedback.js, edit.js); the view only renders them.
+ */
+export const replyActions = { copy: () => {}, regenerate: () => {}, toolMakers: [] };
 export const view = new ChatView({ log: ui.log, empty: ui.empty, jump: ui.jump }, replyActions);
 
 const wsUrl = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;

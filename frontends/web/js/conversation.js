@@ -8,6 +8,7 @@
 import { hideBanner, showBanner } from "./banner.js";
 import { socket, ui, view } from "./context.js";
 import { restartOver } from "./errors.js";
+import { showRatings } from "./feedback.js";
 import { ackPending, flush } from "./outbox.js";
 import { connection } from "./phase.js";
 import * as line from "./queue.js";
@@ -119,6 +120,7 @@ export function onSession(frame) {
   const historyKeys = history.map((turn) => keyOf(roleOf(turn), turn.message_id));
   requeueUnanswered(historyKeys, inFlight);
   const firstSeen = renderHistory(history, historyKeys, frame.session_id);
+  showRatings(history);
   for (const item of line.queue.waiting) {
     if (!item.regenerate) item.handle = view.addMessage("user", item.text, item.id, "queued", item.time);
   }

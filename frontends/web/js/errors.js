@@ -5,7 +5,7 @@ import { socket, ui, view } from "./context.js";
 import { editAction, flush, markFailed } from "./outbox.js";
 import { connection } from "./phase.js";
 import { holdTill, putBack, queue, takePending } from "./queue.js";
-import { forget, session } from "./session.js";
+import { forget, hello, session } from "./session.js";
 import { refresh } from "./status.js";
 
 const seconds = (n) => `${n} s`;
@@ -62,7 +62,7 @@ function startOver() {
   forget();
   view.clear();
   if (hadChat) view.notice("Your previous chat has expired, so this is a new one.");
-  socket.send({ type: "open" });
+  socket.send(hello());
   refresh();
 }
 

@@ -6,6 +6,7 @@
 import { socket, ui, view } from "./context.js";
 import { connection } from "./phase.js";
 import { add, awaiting, queue, sendNext, takePending, withdraw } from "./queue.js";
+import { named } from "./settings.js";
 import { refresh } from "./status.js";
 
 function newId() {
@@ -75,7 +76,7 @@ export function flush() {
   } else {
     view.setState(item.handle, "sending");
     view.setMeta(item.handle, "");
-    socket.send({ type: "message", id: item.id, text: item.text }); // a resend keeps its id: never answered twice
+    socket.send(named({ type: "message", id: item.id, text: item.text })); // a resend keeps its id: never answered twice
   }
   refresh();
 }

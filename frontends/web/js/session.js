@@ -3,6 +3,7 @@
 // in flight, the server's message limit and the reply being streamed. Other modules read them
 // and change them through the functions below.
 
+import { named } from "./settings.js";
 import { clearSession, forgetChat, loadSession, saveSession } from "./store.js";
 
 let stored = loadSession(); // {session_id, token, last_seq} or null
@@ -23,7 +24,7 @@ export const session = Object.freeze({
 export function hello() {
   if (!stored) {
     sentLastSeq = 0;
-    return { type: "open" };
+    return named({ type: "open" });
   }
   sentLastSeq = appliedSeq;
   return { type: "resume", session_id: stored.session_id, token: stored.token, last_seq: appliedSeq };

@@ -1,12 +1,13 @@
 // What survives a reload, in localStorage: the open session (id, token, last seq applied), the
 // list of past chats (id, token, a title, when it was last used, and when each message was said)
-// and the outbox (messages typed and not yet answered).
+// the outbox (messages typed and not yet answered) and the user's name.
 // localStorage can be unavailable (privacy modes, storage disabled): then the chat still works,
 // it just does not survive a reload.
 
 const SESSION_KEY = "joey-chat.session.v1";
 const CHATS_KEY = "joey-chat.chats.v1";
 const OUTBOX_KEY = "joey-chat.outbox.v1";
+const NAME_KEY = "joey-chat.name.v1";
 const MAX_CHATS = 100; // the oldest beyond this are forgotten: they expire on the server anyway
 const MAX_TIMES = 200; // timestamps kept per chat (the server keeps max_history_turns turns)
 
@@ -107,4 +108,14 @@ export function loadOutbox() {
 export function saveOutbox(outbox) {
   const empty = !outbox.waiting.length && !outbox.pending && !outbox.answering;
   return write(OUTBOX_KEY, empty ? null : outbox);
+}
+
+/** The name the user gave (settings.js), or "". */
+export function loadName() {
+  const value = read(NAME_KEY);
+  return typeof value === "string" ? value : "";
+}
+
+export function saveName(name) {
+  write(NAME_KEY, name || null);
 }

@@ -24,7 +24,10 @@ function button(className, label, text) {
 }
 
 export class ChatView {
-  /** actions: {copy(handle), regenerate(handle)}, called by the buttons under Joey's replies. */
+  /**
+   * actions: {copy(handle), regenerate(handle)}, called by the buttons under Joey's replies, and
+   * toolMakers: functions (role, handle) => [nodes] that add their own buttons under a message.
+   */
   constructor({ log, empty, jump }, actions) {
     this.log = log;
     this.empty = empty;
@@ -138,6 +141,7 @@ export class ChatView {
         again.addEventListener("click", () => this.actions.regenerate(handle));
         tools.append(copy, again);
       }
+      for (const make of this.actions.toolMakers || []) tools.append(...make(role, handle));
       body.append(bubble, meta, tools);
       row.append(body);
       if (role === "joey") this._placeReply(row, messageId);
