@@ -42,7 +42,6 @@ class Admission:
     def __init__(self, config: Config):
         self.config = config
         self.reply_s = INITIAL_REPLY_S  # moving average of how long a reply holds its engine slot
-        self.measured = 0  # replies that ended; until a wave of them, the average is a guess
         self.promised = 0.0  # monotonic time the last refused reply was told to come back
         self.turns: deque[float] = deque(maxlen=config.max_batch)  # when waiting replies got slots
 
@@ -55,8 +54,6 @@ class Admission:
         queued = self.queued(replies_in_flight + 1)  # counting the one asking to start
         per_slot_s = self.per_slot_s()
         within_wait = math.floor(self.config.max_queue_wait_s / per_slot_s) if per_slot_s > 0 else queued
-        if self.measured < self.config.max_batch:  # a guessed pace admits one wave, not a wait of minutes
-            within_wait = min(within_wait, self.config.max_batch)
         excess = queued - min(self.config.max_queued_replies, within_wait)
         if queued and excess > 0:
             # Each refused reply is told a later time than the one before, a slot apart: a crowd
@@ -125,5 +122,4 @@ class Admission:
         self.turns.append(time.monotonic())
 
     def reply_ended(self, duration_s: float) -> None:
-        self.measured += 1
         self.reply_s = 0.9 * self.reply_s + 0.1 * duration_s
