@@ -143,7 +143,7 @@ async def _streaming(chunks: list[list[str]], message: int) -> None:
 
 
 async def test_a_rolling_restart_of_two_replicas_behind_redis_loses_and_doubles_no_reply(tiny_model, tmp_path, redis_url):
-    clients, ports, state = 4, [free_port(), free_port()], ["--state-url", redis_url]
+    clients, ports, state = 3, [free_port(), free_port()], ["--state-url", redis_url]
     start = lambda port: serve_process(tiny_model, tmp_path, port, 0.5, 1, state).__enter__()  # noqa: E731
     replicas = [start(port) for port in ports]
     urls = [r.url for r in replicas]
