@@ -58,9 +58,7 @@ async def test_reply_streams_and_final_text_equals_server_text(server, page):
 async def test_stop_cancels_the_reply(make_paced_server, page, how):
     server = make_paced_server(min_new_tokens=200, max_new_tokens=200)
     await page.open(server)
-    await page.say("Tell me a long story")
-    message_id = await page.last_user_id()
-    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    message_id = await page.streaming("Tell me a long story")
     # One typing signal: Joey's bubble with its caret. No "typing…" line elsewhere on the page.
     assert await page.page.locator("#typing").count() == 0
     assert "typing" not in (await page.page.text_content("#status")).lower()

@@ -35,9 +35,7 @@ def sent_ids(page) -> list[str]:
 async def test_a_follow_up_typed_while_joey_answers_survives_a_reload_and_goes_out_once(make_paced_server, page):
     server = make_paced_server(min_new_tokens=200, max_new_tokens=200)
     await page.open(server)
-    await page.say("Tell me a long story")
-    first = await page.last_user_id()
-    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    first = await page.streaming("Tell me a long story")
     await page.say("And then what happened?")
     follow = await page.last_user_id()
     await expect(page.page.locator(f'.msg--user[data-message-id="{follow}"]')).to_contain_text("Waiting for Joey")
@@ -100,9 +98,7 @@ async def test_a_reload_offline_opens_the_page_from_its_cache_with_the_queued_me
 async def test_a_reply_that_ended_while_offline_shows_when_it_came(make_paced_server, page):
     server = make_paced_server(min_new_tokens=150, max_new_tokens=150, orphan_grace_s=60)
     await page.open(server)
-    await page.say("Tell me about pizza")
-    message_id = await page.last_user_id()
-    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    message_id = await page.streaming("Tell me about pizza")
     session_id = await page.session_id()
     await page.page.context.set_offline(True)
     for _ in range(300):  # the reply ends on the server while the page is away

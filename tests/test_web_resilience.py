@@ -42,9 +42,7 @@ async def test_reload_restores_the_conversation(server, page):
 async def test_reload_mid_reply_replays_the_whole_reply(make_paced_server, page):
     server = make_paced_server(min_new_tokens=200, max_new_tokens=200)
     await page.open(server)
-    await page.say("Tell me a story")
-    message_id = await page.last_user_id()
-    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    message_id = await page.streaming("Tell me a story")
     await page.page.reload()
     await page.online()
     session = [f for f in page.received if f["type"] == "session"][-1]
@@ -88,9 +86,7 @@ async def test_an_illegal_connection_transition_throws_and_changes_nothing(serve
 async def test_forced_disconnect_mid_reply_recovers_without_loss_or_duplication(make_paced_server, page):
     server = make_paced_server(min_new_tokens=200, max_new_tokens=200, orphan_grace_s=60)
     await page.open(server)
-    await page.say("Tell me about your acting career")
-    message_id = await page.last_user_id()
-    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    message_id = await page.streaming("Tell me about your acting career")
 
     context = page.page.context
     await context.set_offline(True)
@@ -123,9 +119,7 @@ async def long_reply_under_way(make_paced_server, page, tmp_path):
     """A paced server keeping its sessions on disk, and a 200-token reply streaming to the page."""
     server = make_paced_server(min_new_tokens=200, max_new_tokens=200, state_path=str(tmp_path / "sessions.db"))
     await page.open(server)
-    await page.say("Tell me about your acting career")
-    message_id = await page.last_user_id()
-    await page.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+    message_id = await page.streaming("Tell me about your acting career")
     return server, message_id
 
 

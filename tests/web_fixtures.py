@@ -93,6 +93,13 @@ class Page:
         message_id = await self.last_user_id()
         return message_id, await self.reply_end(message_id)
 
+    async def streaming(self, text: str) -> str:
+        """Say ``text`` and return its message id once Joey's reply shows its first text."""
+        await self.say(text)
+        message_id = await self.last_user_id()
+        await self.page.wait_for_selector(".msg--joey .msg__text:not(:empty)", timeout=T)
+        return message_id
+
     async def last_user_id(self) -> str:
         user = self.page.locator("#messages .msg--user").last
         await user.wait_for(timeout=T)
