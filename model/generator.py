@@ -7,6 +7,8 @@ weights is model/loading.py's.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import AsyncIterator, Protocol
 
 from model.character import Character, default_character
@@ -17,6 +19,7 @@ from model.metrics import EngineStats
 from model.engine_options import EngineOptions
 from model.presets import PRESETS, Preset, ensure_base
 from model.prompt import Turn, build_prompt
+from model.recall import Recall
 from model.reply import EngineError, FinishReason
 from model.sampling import GenerationParams
 
@@ -57,8 +60,11 @@ class Generator(Protocol):
 
 
 class JoeyGenerator:
-    def __init__(self, engine: EngineClient, tokenizer, context: int, character: Character | None = None):
+    def __init__(self, engine: EngineClient, tokenizer, context: int, character: Character | None = None,
+                 recall: int = 0):
         self.engine, self.tokenizer, self.context, self.character = engine, tokenizer, context, character
+        # The sheet facts nearest to the last line said go into a note before the reply (model/recall.py).
+        self.recall = Recall(character or default_character(), recall) if recall > 0 else None
 
     @classmethod
     def load(cls, base: str, adapter: str | None, options: EngineOptions = EngineOptions(),
@@ -69,12 +75,13 @@ class JoeyGenerator:
         started (model/engine_process.py); here only the tokenizer and the model's config are read."""
         options = options.resolved(preset)
         if not options.process:
-            return cls(*build_engine(base, adapter, options, character), character)
+            return cls(*build_engine(base, adapter, options, character), character, options.recall)
         from transformers import AutoConfig, AutoTokenizer
 
         offline_if_local(base, adapter)
         context = min(options.context, AutoConfig.from_pretrained(base).max_position_embeddings)
-        return cls(EngineProcess(base, adapter, options, character), AutoTokenizer.from_pretrained(base), context, character)
+        return cls(EngineProcess(base, adapter, options, character), AutoTokenizer.from_pretrained(base), context, character,
+                   options.recall)
 
     @classmethod
     def from_preset(cls, name: str, with_adapter: bool = True, options: EngineOptions = EngineOptions(),
@@ -82,7 +89,8 @@ class JoeyGenerator:
         """Preset ``name``'s shipped weights (converting SmolLM2's base first, if set-up has not)."""
         preset = PRESETS[name]
         ensure_base(preset)
-        return cls.load(preset.base, preset.adapter if with_adapter else None, options, character, preset)
+        preset = preset if with_adapter else replace(preset, adapter="")
+        return cls.load(preset.base, preset.adapter or None, options, character, preset)
 
     @classmethod
     def remote(cls, urls: list[str], base: str, options: EngineOptions = EngineOptions(),
@@ -100,7 +108,7 @@ class JoeyGenerator:
         tokenizer = AutoTokenizer.from_pretrained(base)
         engine = RemoteEngine(urls, tokenizer, stop_token_ids(tokenizer), stop_text(tokenizer),
                               settings or RemoteSettings(), options.sentence_holdback)
-        return cls(engine, tokenizer, context, character)
+        return cls(engine, tokenizer, context, character, options.recall)
 
     @property
     def bot_name(self) -> str:
@@ -119,8 +127,44 @@ class JoeyGenerator:
     def stop(self) -> None:
         self.engine.stop()
 
-    def prompt_ids(self, turns: list[Turn], params: GenerationParams) -> list[int]:
-        return build_prompt(self.tokenizer, turns, self.context - params.max_new_tokens - 1, self.character)
+    def note(self, turns: list[Turn]) -> str | None:
+        """The recalled note for the last line said to the bot (None without recall)."""
+        said = next((t.text for t in reversed(turns) if t.speaker != self.bot_name), "")
+        return self.recall.note(said) if self.recall and said else None
+
+    def prompt_ids(self, turns: list[Turn], params: GenerationParams, note: str | None = None) -> list[int]:
+        """The prompt the engine gets; ``note`` defaults to :meth:`note`."""
+        note = self.note(turns) if note is None else note
+        return build_prompt(self.tokenizer, turns, self.context - params.max_new_tokens - 1, self.character, note)
 
     def stream(self, turns: list[Turn], params: GenerationParams) -> ReplyStream:
-        return self.engine.submit(self.prompt_ids(turns, params), params)
+        if self.recall is None:
+            return self.engine.submit(self.prompt_ids(turns, params), params)
+        return _Recalled(self, turns, params)
+
+
+class _Recalled:
+    """A reply that first recalls its note on a worker thread: an embedding pass takes
+    milliseconds, which the event loop owes the other streams."""
+
+    def __init__(self, gen: JoeyGenerator, turns: list[Turn], params: GenerationParams):
+        self._gen, self._turns, self._params = gen, turns, params
+        self._inner: ReplyStream | None = None
+
+    @property
+    def finish_reason(self) -> FinishReason | None:
+        return self._inner.finish_reason if self._inner else None
+
+    @property
+    def tokens(self) -> int:
+        return self._inner.tokens if self._inner else 0
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        note = await asyncio.to_thread(self._gen.note, self._turns)
+        self._inner = self._gen.engine.submit(self._gen.prompt_ids(self._turns, self._params, note or ""), self._params)
+        async for text in self._inner:
+            yield text
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()

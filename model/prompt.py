@@ -139,15 +139,25 @@ def ask_ids(tokenizer, bot_name: str) -> list[int]:
     return _text(tokenizer, f"{bot_name}:")
 
 
+def note_ids(tokenizer, note: str | None) -> list[int]:
+    """A recalled note (model/recall.py) as a system message right before the reply's turn."""
+    if not note:
+        return []
+    if prompt_format(tokenizer) is not PromptFormat.CHATML:
+        raise ValueError("a recalled note needs a chat-template (ChatML) base")
+    return _chatml_message(tokenizer, "system", note)
+
+
 def scene_ids(tokenizer, turns: list[Turn], character: Character | None = None) -> list[int]:
     """A whole scene as pre-training tokens."""
     character = character or default_character()
     return head_ids(tokenizer, character) + [t for turn in turns for t in render_turn(tokenizer, turn, character.name)]
 
 
-def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, character: Character | None = None) -> list[int]:
+def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, character: Character | None = None,
+                 note: str | None = None) -> list[int]:
     """Token ids asking the character (the default card's, Joey, when None) to speak next, from
-    the most recent turns that fit.
+    the most recent turns that fit, with ``note`` (recalled sheet lines) just before its turn.
 
     The system prompt, with the sheet, is always kept; older turns are dropped whole, oldest
     first; if even the last turn is too long, its start is cut, because the end of what was just
@@ -155,7 +165,7 @@ def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, character: Chara
     """
     character = character or default_character()
     bot_name = character.name
-    head, tail = head_ids(tokenizer, character), ask_ids(tokenizer, bot_name)
+    head, tail = head_ids(tokenizer, character), note_ids(tokenizer, note) + ask_ids(tokenizer, bot_name)
     budget = max_tokens - len(head) - len(tail)
     if budget <= 0:
         raise ValueError(f"max_tokens={max_tokens} leaves no room for a turn after the {len(head)}-token system prompt")

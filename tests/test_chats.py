@@ -56,3 +56,21 @@ def test_an_example_carries_loss_only_on_supervised_lines_and_keeps_the_latest_t
     assert tok.decode([t for t in labels if t != -100]) == "Sam, right?<|im_end|>"
     text = tok.decode(ids)
     assert "line 39" in text and "line 0<" not in text and text.endswith("<|im_start|>assistant\nSam, right?<|im_end|>\n")
+
+
+def test_the_recalled_note_goes_before_the_last_supervised_line_only_and_carries_no_loss():
+    from transformers import AutoTokenizer
+
+    from model.presets import SMOLLM2_DIR, prepare_smollm2
+    from training.lora import chat_example, last_said
+
+    tok = AutoTokenizer.from_pretrained(str(prepare_smollm2(SMOLLM2_DIR)))
+    chat = chats.Chat([Turn("Sam", "Hi!"), Turn("Joey", "Hey!"), Turn("Sam", "Who's your agent?"),
+                       Turn("Joey", "Estelle!"), Turn("Sam", "Bye.")], [False, True, False, True, False])
+    assert last_said(chat, "Joey") == "Who's your agent?"
+    note = "What you know about this: My agent is Estelle Leonard."
+    ids, labels = chat_example(tok, chat, TrainConfig(data=".", lora_context_tokens=700), default_character(), note)
+    text = tok.decode(ids)
+    assert text.count(note) == 1 and text.endswith(
+        f"Who's your agent?<|im_end|>\n<|im_start|>system\n{note}<|im_end|>\n<|im_start|>assistant\nEstelle!<|im_end|>\n")
+    assert tok.decode([t for t in labels if t != -100]) == "Hey!<|im_end|>Estelle!<|im_end|>"

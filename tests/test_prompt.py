@@ -94,6 +94,25 @@ def test_chatml_long_history_is_trimmed_from_the_oldest_turns_and_the_sheet_stay
     assert text.endswith("<|im_start|>assistant\n")
 
 
+def test_a_recalled_note_sits_right_before_the_reply_and_counts_in_the_budget(tiny_model):
+    import pytest
+
+    tok = _smollm2_tokenizer()
+    turns = [Turn("Ross", f"line number {i}") for i in range(200)]
+    note = "What you know about this: My agent is Estelle Leonard."
+    ids = build_prompt(tok, turns, 600, note=note)
+    text = tok.decode(ids)
+    oldest = lambda text: int(text.split("line number ")[1].split("<")[0])  # noqa: E731
+    assert len(ids) <= 600 and oldest(text) > oldest(tok.decode(build_prompt(tok, turns, 600)))  # turns made room
+    assert text.endswith(f"line number 199<|im_end|>\n<|im_start|>system\n{note}<|im_end|>\n<|im_start|>assistant\n")
+    assert build_prompt(tok, turns, 600, note="") == build_prompt(tok, turns, 600)
+    from transformers import AutoTokenizer
+
+    scene_tok = AutoTokenizer.from_pretrained(str(tiny_model[0]))
+    with pytest.raises(ValueError, match="ChatML"):
+        build_prompt(scene_tok, turns, 600, note=note)
+
+
 def test_a_budget_smaller_than_the_sheet_is_refused_with_the_reason():
     import pytest
 

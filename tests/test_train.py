@@ -38,7 +38,7 @@ def test_mini_pipeline_writes_fp16_weights_that_serve_and_the_adapter_changes_th
     cfg = TrainConfig(data=data, base="mini", out=tmp_path / "weights", work=tmp_path / "work", vocab_size=300,
                       hidden=32, layers=1, heads=2, mlp=64, context=128, seq_len=32, batch=64, pretrain_steps=4,
                       warmup=1, lora_steps=8, lora_lr=5e-2, lora_warmup=1, eval_every=2, lora_context_tokens=64,
-                      lora_max_repeats=0, lora_persona_chats=16, lora_memory_chats=16)  # the scenes repeat every line
+                      lora_max_repeats=0, lora_persona_chats=16, lora_memory_chats=16, lora_recall=0)  # the scenes repeat every line
     run(cfg)
     base, lora = tmp_path / "weights" / "mini" / "base", tmp_path / "weights" / "mini" / "joey-lora"
     assert json.loads((base / "config.json").read_text())["dtype"] == "float16"

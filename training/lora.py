@@ -28,7 +28,8 @@ from collections import Counter
 import torch
 
 from model.character import Character, default_character
-from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn, ask_ids, head_ids, render_turn, reply_ids
+from model.prompt import BOT_NAME, DEFAULT_USER_NAME, Turn, ask_ids, head_ids, note_ids, render_turn, reply_ids
+from model.recall import Recall
 from training import chats as synthetic
 from training import data as corpus
 from training import loop
@@ -96,13 +97,16 @@ def on_topic_in_voice(pairs: list[corpus.JoeyPair], cfg: TrainConfig) -> list[co
     return in_voice(kept, cfg.lora_min_style, style_classifier(embed, cfg.data, cfg.work))
 
 
-def chat_example(tok, chat: synthetic.Chat, cfg: TrainConfig, character: Character) -> Example | None:
+def chat_example(tok, chat: synthetic.Chat, cfg: TrainConfig, character: Character,
+                 note: str | None = None) -> Example | None:
     """As many of the latest turns as fit ``lora_context_tokens`` after the system prompt (which
-    :class:`Sheet` puts in front); None when the last supervised line does not fit."""
-    pieces = []
-    for turn, supervised in zip(chat.turns, chat.supervised):
+    :class:`Sheet` puts in front); None when the last supervised line does not fit. ``note``, the
+    recalled sheet lines, goes before the last supervised line, where serving puts it."""
+    pieces, last = [], max(i for i, s in enumerate(chat.supervised) if s) if any(chat.supervised) else -1
+    for i, (turn, supervised) in enumerate(zip(chat.turns, chat.supervised)):
         if supervised:
-            ask, reply = ask_ids(tok, character.name), reply_ids(tok, turn.text)[: cfg.lora_reply_tokens]
+            ask = (note_ids(tok, note) if i == last else []) + ask_ids(tok, character.name)
+            reply = reply_ids(tok, turn.text)[: cfg.lora_reply_tokens]
             newline = render_turn(tok, Turn(turn.speaker, ""), character.name)[-1:] if prompt_is_chatml(tok) else []
             pieces.append((ask + reply + newline, [-100] * len(ask) + reply + [-100] * len(newline)))
         else:
@@ -159,8 +163,17 @@ def scene_chats(scenes: list[corpus.Scene], kept: list[corpus.JoeyPair], cfg: Tr
     return out
 
 
+def last_said(chat: synthetic.Chat, bot_name: str) -> str:
+    """What was said last before the chat's last supervised line: the text serving recalls for."""
+    last = max(i for i, s in enumerate(chat.supervised) if s) if any(chat.supervised) else len(chat.turns)
+    return next((t.text for t in reversed(chat.turns[:last]) if t.speaker != bot_name), "")
+
+
 def joey_examples(tok, chats: list[synthetic.Chat], cfg: TrainConfig, character: Character) -> list[Example]:
-    return [e for e in (chat_example(tok, c, cfg, character) for c in chats) if e is not None]
+    notes = [None] * len(chats)
+    if cfg.lora_recall:
+        notes = Recall(character, cfg.lora_recall).notes([last_said(c, character.name) for c in chats])
+    return [e for e in (chat_example(tok, c, cfg, character, n) for c, n in zip(chats, notes)) if e is not None]
 
 
 def training_chats(scenes: list[corpus.Scene], kept: list[corpus.JoeyPair], cfg: TrainConfig,

