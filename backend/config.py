@@ -60,6 +60,7 @@ class Config:
     max_frame_bytes: int = opt(65536, "largest WebSocket frame; bigger ones close the connection with 1009")
     ws_compression: bool = opt(False, "offer permessage-deflate (off: chunk frames are tiny; docs/operations.md)")
     max_history_turns: int = opt(50, "turns kept per session (older ones are dropped)")
+    max_reply_versions: int = opt(10, "versions of one reply kept by regenerate (the oldest beyond are dropped)")
     max_sessions: int = opt(10000, "sessions held at once (error server_full beyond)")
     max_sessions_per_client: int = opt(50, "sessions one client address may hold (error too_many_sessions beyond)")
     max_queued_replies: int = opt(256, "replies that may wait for an engine slot, whatever the estimated wait; beyond, a message gets server_busy")

@@ -78,6 +78,10 @@ class Endpoint:
             self.hub.edit(self.session, frame.message_id, frame.text, frame.name)
         elif isinstance(frame, p.Regenerate):
             self.hub.regenerate(self.session, frame.message_id)
+        elif isinstance(frame, p.Continue):
+            self.hub.continue_reply(self.session, frame.message_id)
+        elif isinstance(frame, p.ChooseVersion):
+            self.hub.choose_version(self.session, frame.message_id, frame.version)
         elif isinstance(frame, p.Cancel):
             self.hub.cancel(self.session)
         elif isinstance(frame, p.Feedback):

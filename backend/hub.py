@@ -2,7 +2,8 @@
 
 It knows no transport. A frontend opens or resumes a :class:`Session`, attaches an
 ``asyncio.Queue`` to receive server frames (plain dicts from backend.protocol), and calls
-:meth:`Hub.send`, :meth:`Hub.regenerate`, :meth:`Hub.cancel` and :meth:`Hub.reset`. A stateless
+:meth:`Hub.send`, :meth:`Hub.regenerate`, :meth:`Hub.continue_reply`, :meth:`Hub.cancel` and
+:meth:`Hub.reset` (backend/versions.py: what regenerate and continue do to Joey's turn). A stateless
 frontend (the OpenAI-compatible API) opens a session per request with the conversation so far,
 never kept (``kept=False``), and :meth:`Hub.close` forgets it when the request ends.
 
@@ -25,7 +26,7 @@ import hmac
 import logging
 from collections.abc import Iterable
 
-from backend import expiry
+from backend import expiry, versions
 from backend import protocol as p
 from backend.admission import Admission
 from backend.config import Config
@@ -34,7 +35,7 @@ from backend.metrics import Metrics
 from backend.relay import LocalRelay, Relay
 from backend.replicas import Replicas
 from backend.replies import Replies
-from backend.session import Reply, ReplyState, Session
+from backend.session import Reply, ReplyKind, ReplyState, Session
 from backend.rows import hash_token
 from model.generator import Generator
 from model.prompt import DEFAULT_USER_NAME
@@ -179,7 +180,7 @@ class Hub:
         limits = {"max_message_chars": self.config.max_message_chars, "max_new_tokens": self.params.max_new_tokens,
                   "rate_limit_messages": self.config.rate_limit_messages,
                   "rate_limit_window_s": self.config.rate_limit_window_s,
-                  "max_name_chars": self.config.max_name_chars}
+                  "max_name_chars": self.config.max_name_chars, "max_reply_versions": self.config.max_reply_versions}
         return p.session_frame(session.id, session.token, resumed, list(session.history), session.seq,
                                in_flight, limits)
 
@@ -236,20 +237,25 @@ class Hub:
         session.deliver(p.feedback_done(message_id, rating))
 
     def regenerate(self, session: Session, message_id: str | None = None) -> None:
-        """Answer the last user message again; the new reply replaces Joey's previous one."""
-        session.touch()
-        if session.answering:
-            raise p.ProtocolError(p.ErrorCode.BUSY, "Joey is still answering; wait for reply_end or cancel",
-                                  message_id or session.reply.message_id)
-        last = session.last_user_index()
-        if last is None or (message_id is not None and session.history[last]["message_id"] != message_id):
-            raise p.ProtocolError(p.ErrorCode.NOTHING_TO_REGENERATE,
-                                  "no user message to answer again (or it is not the last one)", message_id)
-        target = session.history[last]["message_id"]
+        """Answer the last user message again; Joey's previous answer stays as an earlier version."""
+        self._idle(session, message_id)
+        target = versions.last_message(session, message_id, p.ErrorCode.NOTHING_TO_REGENERATE)
         self._admit(session, target)
-        while len(session.history) > last + 1:  # Joey's previous answer goes; the new one takes its place
-            session.history.pop()
-        self.runner.start(session, Reply(target, regenerate=True), self.params)
+        self.runner.start(session, Reply(target, ReplyKind.REGENERATE), self.params)
+
+    def continue_reply(self, session: Session, message_id: str | None = None) -> None:
+        """Go on with Joey's last reply where a stop or the length limit cut it: same id, same turn."""
+        self._idle(session, message_id)
+        target, text = versions.continuable(session, message_id)
+        self._admit(session, target)
+        self.runner.start(session, Reply(target, ReplyKind.CONTINUE, prefix=text), self.params)
+
+    def choose_version(self, session: Session, message_id: str, version: int) -> None:
+        """Choose a version of Joey's reply to ``message_id``: the next answer follows it."""
+        self._idle(session, message_id)
+        frame = versions.choose(session.history, message_id, version)
+        self._save(session)
+        session.deliver(frame)
 
     def cancel(self, session: Session) -> None:
         """Stop the reply in flight (its reply_end says "cancelled"). A no-op when idle."""
@@ -267,11 +273,15 @@ class Hub:
         if self.stopping:
             raise p.ProtocolError(p.ErrorCode.SERVER_RESTARTING, "the server is restarting; resume soon")
 
-    def _admit(self, session: Session, message_id: str | None) -> None:
-        self._refuse_if_stopping()
+    def _idle(self, session: Session, message_id: str | None) -> None:
+        session.touch()
         if session.answering:
             raise p.ProtocolError(p.ErrorCode.BUSY, "Joey is still answering; wait for reply_end or cancel",
-                                  message_id)
+                                  message_id or session.reply.message_id)
+
+    def _admit(self, session: Session, message_id: str | None) -> None:
+        self._refuse_if_stopping()
+        self._idle(session, message_id)
         self.admission.check_capacity(len(self.replies), message_id)
         self.admission.check_share(self.replies, session.client, message_id)
         self.admission.check_rate(session, message_id, self.relay)

@@ -31,6 +31,7 @@ class ErrorCode(str, Enum):
     SESSION_TAKEN_OVER = "session_taken_over"  # another connection resumed this session
     MODEL_ERROR = "model_error"
     NOTHING_TO_REGENERATE = "nothing_to_regenerate"  # regenerate with no user message to answer again
+    NOTHING_TO_CONTINUE = "nothing_to_continue"  # continue when Joey's last reply was not cut short
     SERVER_BUSY = "server_busy"  # the engine queue is long; retry after retry_after seconds
     TOO_MANY_SESSIONS = "too_many_sessions"  # this client address holds max_sessions_per_client sessions
     INTERNAL_ERROR = "internal_error"  # the server failed on this frame; connection and session carry on
@@ -70,6 +71,17 @@ class Regenerate:
 
 
 @dataclass(frozen=True)
+class Continue:
+    message_id: str | None = None  # if given, must be the last user message's id (guards against races)
+
+
+@dataclass(frozen=True)
+class ChooseVersion:
+    message_id: str  # the user message whose answer by Joey has several versions
+    version: int  # which one the history holds from now on: 0 is the oldest
+
+
+@dataclass(frozen=True)
 class Cancel:
     pass
 
@@ -97,7 +109,7 @@ class Ping:
     nonce: str | int | None = None
 
 
-ClientFrame = Open | Resume | UserMessage | Edit | Regenerate | Cancel | Reset | Ping | Feedback
+ClientFrame = Open | Resume | UserMessage | Edit | Regenerate | Continue | ChooseVersion | Cancel | Reset | Ping | Feedback
 RATINGS = ("up", "down")
 MAX_ID_CHARS = 128
 
@@ -164,6 +176,14 @@ def parse_client_frame(raw: str | bytes, max_message_chars: int, max_name_chars:
         return (UserMessage if kind == "message" else Edit)(message_id, text, _name(obj, max_name_chars))
     if kind == "regenerate":
         return Regenerate(_message_id(obj, "message_id", required=False))
+    if kind == "continue":
+        return Continue(_message_id(obj, "message_id", required=False))
+    if kind == "version":
+        message_id = _message_id(obj, "message_id")
+        version = _field(obj, "version", int)
+        if version < 0:
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "version must be >= 0", message_id)
+        return ChooseVersion(message_id, version)
     if kind == "open":
         return Open(_name(obj, max_name_chars))
     if kind == "resume":
@@ -193,8 +213,10 @@ def session_frame(session_id: str, token: str, resumed: bool, history: list[dict
             "resumed": resumed, "history": history, "last_seq": last_seq, "in_flight": in_flight, "limits": limits}
 
 
-def reply_start(seq: int, message_id: str) -> dict:
-    return {"type": "reply_start", "seq": seq, "message_id": message_id}
+def reply_start(seq: int, message_id: str, kind: str | None = None) -> dict:
+    """``kind``: "regenerate" or "continue" marks a reply that replaces or extends Joey's answer."""
+    frame = {"type": "reply_start", "seq": seq, "message_id": message_id}
+    return {**frame, kind: True} if kind else frame
 
 
 def chunk(seq: int, message_id: str, text: str) -> dict:
@@ -204,6 +226,11 @@ def chunk(seq: int, message_id: str, text: str) -> dict:
 def reply_end(seq: int, message_id: str, text: str, finish_reason: str, tokens: int) -> dict:
     return {"type": "reply_end", "seq": seq, "message_id": message_id, "text": text,
             "finish_reason": finish_reason, "tokens": tokens}
+
+
+def version_chosen(message_id: str, version: int, text: str, finish_reason: str) -> dict:
+    return {"type": "version", "message_id": message_id, "version": version, "text": text,
+            "finish_reason": finish_reason}
 
 
 def feedback_done(message_id: str, rating: str | None) -> dict:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from backend import protocol as p
 from backend.config import Config
 from backend.relay import INTERRUPTED, LocalRelay, Relay
-from backend.session import LIVE, Reply, ReplyState, Session
+from backend.session import LIVE, Reply, ReplyKind, ReplyState, Session
 
 log = logging.getLogger("joey.replicas")
 
@@ -83,7 +83,7 @@ class Replicas:
             return
         if not frames:
             return
-        reply = Reply(frames[0]["message_id"], regenerate=bool(frames[0].get("regenerate")))
+        reply = Reply(frames[0]["message_id"], ReplyKind.of(frames[0]))
         reply.relayed = True
         reply.frames = frames
         reply.parts = [f["text"] for f in frames if f["type"] == "chunk"]

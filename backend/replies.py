@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 
 from backend import protocol as p
+from backend import versions
 from backend.admission import Admission
 from backend.config import Config
 from backend.fair_queue import FairQueue
 from backend.metrics import Metrics
 from backend.replicas import Replicas
-from backend.session import LIVE, Reply, ReplyState, Session
+from backend.session import LIVE, Reply, ReplyKind, ReplyState, Session
 from model.generator import Generator
 from model.sampling import GenerationParams
 
@@ -40,8 +41,8 @@ class Replies:
     def start(self, session: Session, reply: Reply, params: GenerationParams) -> None:
         session.reply, reply.client = reply, session.client
         self.live.add(reply)
-        start = p.reply_start(session.next_seq(), reply.message_id)
-        self.publish(session, {**start, "regenerate": True} if reply.regenerate else start)
+        kind = None if reply.kind is ReplyKind.ANSWER else reply.kind.value
+        self.publish(session, p.reply_start(session.next_seq(), reply.message_id, kind))
         self.metrics.reply_started(len(self.live), self.admission.queued(len(self.live)))
         reply.task = asyncio.get_running_loop().create_task(self._generate(session, reply, params))
         # A task cancelled before it first runs never executes its body: the callback ends it.
@@ -53,7 +54,10 @@ class Replies:
             async with self.turns.turn(reply.client or session.id):
                 reply.slot_at = time.monotonic()
                 try:
-                    stream = self.generator.stream(session.turns(self.generator.bot_name), params)
+                    turns, start = versions.prompt(session, reply, self.generator.bot_name)
+                    # Only a continuation passes its start: every Generator takes (turns, params).
+                    stream = (self.generator.stream(turns, params, reply_start=start) if start
+                              else self.generator.stream(turns, params))
                     async for text in stream:
                         if reply.state is ReplyState.PENDING:
                             reply.move(ReplyState.PENDING, ReplyState.STREAMING)
@@ -80,10 +84,8 @@ class Replies:
             return
         reply.move(LIVE, outcome)
         self.live.discard(reply)
-        text = "".join(reply.parts)
-        if text:
-            session.history.append({"role": "joey", "text": text, "message_id": reply.message_id})
-        end = p.reply_end(session.next_seq(), reply.message_id, text, finish, tokens)
+        versions.record(session.history, reply, finish, self.config.max_reply_versions)
+        end = p.reply_end(session.next_seq(), reply.message_id, reply.text, finish, tokens)
         session.remember(end, self.config.dedupe_window)
         session.touch()
         if reply.slot_at is not None:
@@ -98,7 +100,7 @@ class Replies:
         reply.move(LIVE, ReplyState.INTERRUPTED)
         self.live.discard(reply)
         last = session.history[-1] if session.history else None
-        if not reply.regenerate and last and last["role"] == "user" and last["message_id"] == reply.message_id:
+        if reply.kind is ReplyKind.ANSWER and last and last["role"] == "user" and last["message_id"] == reply.message_id:
             session.history.pop()
             if self.replicas.relay.shared:  # saved before its reply_start for the followers: undo that
                 self.save(session)

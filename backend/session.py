@@ -34,9 +34,23 @@ class ReplyState(Enum):
 TERMINAL = frozenset({ReplyState.DONE, ReplyState.CANCELLED, ReplyState.FAILED, ReplyState.INTERRUPTED})
 
 
+class ReplyKind(Enum):
+    """What a reply does to Joey's turn for its message (backend/versions.py)."""
+
+    ANSWER = "answer"  # a new turn
+    REGENERATE = "regenerate"  # a new version of the turn; the earlier ones are kept
+    CONTINUE = "continue"  # more of the turn's text, after a stop or the length limit
+
+    @classmethod
+    def of(cls, start: dict) -> "ReplyKind":
+        """The kind a reply_start frame announces."""
+        return cls.CONTINUE if start.get("continue") else cls.REGENERATE if start.get("regenerate") else cls.ANSWER
+
+
 class Reply:
-    def __init__(self, message_id: str, regenerate: bool = False):
-        self.message_id, self.regenerate = message_id, regenerate
+    def __init__(self, message_id: str, kind: ReplyKind = ReplyKind.ANSWER, prefix: str = ""):
+        self.message_id, self.kind = message_id, kind
+        self.prefix = prefix  # a continued reply's text so far: its chunks extend it
         self.state = ReplyState.PENDING
         self.frames: list[dict] = []  # its reply_start and chunks, replayed to a resuming client
         self.parts: list[str] = []
@@ -52,6 +66,11 @@ class Reply:
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def text(self) -> str:
+        """The whole reply so far: a continued one's earlier text, then what this run said."""
+        return self.prefix + "".join(self.parts)
 
     def move(self, expected: ReplyState | frozenset, new: ReplyState) -> None:
         allowed = expected if isinstance(expected, frozenset) else frozenset({expected})

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import AsyncIterator, Protocol
 
 from model.character import Character, default_character
+from model.continuation import Continued
 from model.engine_api import EngineClient
 from model.engine_process import EngineProcess
 from model.loading import build_engine, offline_if_local
@@ -56,7 +57,8 @@ class Generator(Protocol):
     def stats(self) -> EngineStats:
         """Counters and histograms for /metrics and /readyz."""
 
-    def stream(self, turns: list[Turn], params: GenerationParams) -> ReplyStream: ...
+    def stream(self, turns: list[Turn], params: GenerationParams, reply_start: str = "") -> ReplyStream:
+        """The bot's reply to ``turns``; with ``reply_start``, the rest of a reply cut short."""
 
 
 class JoeyGenerator:
@@ -132,23 +134,27 @@ class JoeyGenerator:
         said = next((t.text for t in reversed(turns) if t.speaker != self.bot_name), "")
         return self.recall.note(said) if self.recall and said else None
 
-    def prompt_ids(self, turns: list[Turn], params: GenerationParams, note: str | None = None) -> list[int]:
+    def prompt_ids(self, turns: list[Turn], params: GenerationParams, note: str | None = None,
+                   reply_start: str = "") -> list[int]:
         """The prompt the engine gets; ``note`` defaults to :meth:`note`."""
         note = self.note(turns) if note is None else note
-        return build_prompt(self.tokenizer, turns, self.context - params.max_new_tokens - 1, self.character, note)
+        return build_prompt(self.tokenizer, turns, self.context - params.max_new_tokens - 1, self.character, note,
+                            reply_start)
 
-    def stream(self, turns: list[Turn], params: GenerationParams) -> ReplyStream:
+    def stream(self, turns: list[Turn], params: GenerationParams, reply_start: str = "") -> ReplyStream:
         if self.recall is None:
-            return self.engine.submit(self.prompt_ids(turns, params), params)
-        return _Recalled(self, turns, params)
+            stream = self.engine.submit(self.prompt_ids(turns, params, reply_start=reply_start), params)
+        else:
+            stream = _Recalled(self, turns, params, reply_start)
+        return Continued(stream, self.tokenizer, reply_start) if reply_start else stream
 
 
 class _Recalled:
     """A reply that first recalls its note on a worker thread: an embedding pass takes
     milliseconds, which the event loop owes the other streams."""
 
-    def __init__(self, gen: JoeyGenerator, turns: list[Turn], params: GenerationParams):
-        self._gen, self._turns, self._params = gen, turns, params
+    def __init__(self, gen: JoeyGenerator, turns: list[Turn], params: GenerationParams, reply_start: str):
+        self._gen, self._turns, self._params, self._reply_start = gen, turns, params, reply_start
         self._inner: ReplyStream | None = None
 
     @property
@@ -161,7 +167,8 @@ class _Recalled:
 
     async def __aiter__(self) -> AsyncIterator[str]:
         note = await asyncio.to_thread(self._gen.note, self._turns)
-        self._inner = self._gen.engine.submit(self._gen.prompt_ids(self._turns, self._params, note or ""), self._params)
+        ids = self._gen.prompt_ids(self._turns, self._params, note or "", self._reply_start)
+        self._inner = self._gen.engine.submit(ids, self._params)
         async for text in self._inner:
             yield text
 

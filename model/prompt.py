@@ -154,10 +154,18 @@ def scene_ids(tokenizer, turns: list[Turn], character: Character | None = None) 
     return head_ids(tokenizer, character) + [t for turn in turns for t in render_turn(tokenizer, turn, character.name)]
 
 
+def reply_start_ids(tokenizer, reply_start: str) -> list[int]:
+    """The start of the bot's reply, as :func:`reply_ids` renders it but left open (no end of turn)."""
+    if not reply_start:
+        return []
+    return _text(tokenizer, reply_start if prompt_format(tokenizer) is PromptFormat.CHATML else f" {reply_start}")
+
+
 def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, character: Character | None = None,
-                 note: str | None = None) -> list[int]:
+                 note: str | None = None, reply_start: str = "") -> list[int]:
     """Token ids asking the character (the default card's, Joey, when None) to speak next, from
-    the most recent turns that fit, with ``note`` (recalled sheet lines) just before its turn.
+    the most recent turns that fit, with ``note`` (recalled sheet lines) just before its turn, and
+    ``reply_start`` (a reply cut short, to be continued) as the open start of that turn.
 
     The system prompt, with the sheet, is always kept; older turns are dropped whole, oldest
     first; if even the last turn is too long, its start is cut, because the end of what was just
@@ -165,7 +173,8 @@ def build_prompt(tokenizer, turns: list[Turn], max_tokens: int, character: Chara
     """
     character = character or default_character()
     bot_name = character.name
-    head, tail = head_ids(tokenizer, character), note_ids(tokenizer, note) + ask_ids(tokenizer, bot_name)
+    head = head_ids(tokenizer, character)
+    tail = note_ids(tokenizer, note) + ask_ids(tokenizer, bot_name) + reply_start_ids(tokenizer, reply_start)
     budget = max_tokens - len(head) - len(tail)
     if budget <= 0:
         raise ValueError(f"max_tokens={max_tokens} leaves no room for a turn after the {len(head)}-token system prompt")

@@ -17,8 +17,10 @@ from model.engine import FinishReason
 
 
 class ScriptedReply:
-    def __init__(self, words: list[str], delay: float):
-        self.words, self.delay = words, delay
+    """``words`` one by one, then ``finish`` (LENGTH: as if max_new_tokens cut it)."""
+
+    def __init__(self, words: list[str], delay: float, finish: FinishReason = FinishReason.STOP):
+        self.words, self.delay, self.finish = words, delay, finish
         self.finish_reason, self.tokens, self.closed = None, 0, False
 
     def __aiter__(self):
@@ -29,7 +31,7 @@ class ScriptedReply:
             await asyncio.sleep(self.delay)
             self.tokens += 1
             yield word
-        self.finish_reason = FinishReason.STOP
+        self.finish_reason = self.finish
 
     async def aclose(self):
         self.closed = True

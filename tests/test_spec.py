@@ -68,10 +68,10 @@ def test_every_message_example_matches_its_payload(spec):
 
 # --- the spec and backend/protocol.py agree ---------------------------------------------------
 def test_frame_types_and_constants_match_protocol_py(spec):
-    assert set(spec.client_messages) == {"open", "resume", "message", "edit", "regenerate", "cancel", "reset", "ping",
-                                         "feedback"}
+    assert set(spec.client_messages) == {"open", "resume", "message", "edit", "regenerate", "continue", "version",
+                                         "cancel", "reset", "ping", "feedback"}
     assert set(spec.server_messages) == {"session", "reply_start", "chunk", "reply_end", "reset", "pong", "error",
-                                         "feedback"}
+                                         "feedback", "version"}
     for kind in spec.client_messages:  # each is a frame the parser knows
         try:
             p.parse_client_frame(json.dumps({"type": kind}), 1000, 32)

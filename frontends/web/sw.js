@@ -6,9 +6,9 @@
 const CACHE = "joey-chat-shell-v1";
 const SHELL = [
   "./", "index.html", "styles.css", "favicon.svg",
-  "js/app.js", "js/banner.js", "js/chats.js", "js/composer.js", "js/connection.js", "js/context.js",
+  "js/app.js", "js/banner.js", "js/chats.js", "js/composer.js", "js/connection.js", "js/context.js", "js/continue.js",
   "js/conversation.js", "js/edit.js", "js/errors.js", "js/export.js", "js/feedback.js", "js/outbox.js", "js/phase.js", "js/queue.js", "js/replies.js",
-  "js/session.js", "js/settings.js", "js/socket.js", "js/status.js", "js/store.js", "js/view.js",
+  "js/session.js", "js/settings.js", "js/socket.js", "js/status.js", "js/store.js", "js/versions.js", "js/view.js",
 ];
 const SHELL_URLS = new Set(SHELL.map((path) => new URL(path, self.registration.scope).href));
 

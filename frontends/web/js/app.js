@@ -3,8 +3,9 @@
 // The page's modules: context (shared elements, view, socket), the state's three owners (phase:
 // the connection; session: the session and its stream; queue: outgoing messages), connection
 // (open/resume and frame dispatch), conversation (stream frames), errors, outbox (sending from
-// the queue), composer (user input), replies (copy, regenerate), feedback (thumbs up / down),
-// edit, settings (your name), export, chats (past chats), status (controls follow the state) and banner.
+// the queue), composer (user input), replies (copy, regenerate), versions (‹ 1/3 › of a regenerated
+// reply), continue (after a stop), feedback (thumbs up / down), edit, settings (your name), export,
+// chats (past chats: a sidebar on wide screens), status (controls follow the state) and banner.
 
 import { bindChats } from "./chats.js";
 import { bindComposer } from "./composer.js";
@@ -19,10 +20,12 @@ import { bindReplies } from "./replies.js";
 import { session } from "./session.js";
 import { bindSettings } from "./settings.js";
 import { refresh } from "./status.js";
+import { bindVersions } from "./versions.js";
 
 bindConnection();
-bindFeedback(); // these two before any bubble is drawn: each gets its buttons as it is made
+bindFeedback(); // these three before any bubble is drawn: each gets its buttons as it is made
 bindEdit();
+bindVersions();
 bindOutbox();
 bindComposer();
 bindReplies();

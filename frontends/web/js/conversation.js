@@ -6,6 +6,7 @@
 // reply is replayed; completed turns come from the session frame's history either way.
 
 import { hideBanner, showBanner } from "./banner.js";
+import { offerContinue } from "./continue.js";
 import { socket, ui, view } from "./context.js";
 import { restartOver } from "./errors.js";
 import { showRatings } from "./feedback.js";
@@ -15,18 +16,29 @@ import * as line from "./queue.js";
 import { adopt, extendReply, fresh, persist, redrawnReply, resync, session, setReply, switchTo } from "./session.js";
 import { refresh } from "./status.js";
 import { remember, timesOf } from "./store.js";
+import { regenerating, replyEnded, restoreShown, showVersions } from "./versions.js";
 
 const PROTOCOL = 1;
 
 const roleOf = (turn) => (turn.role === "joey" ? "joey" : "user");
 const keyOf = (role, messageId) => `${role}:${messageId}`;
 
-/** Joey's bubble for the answer to `messageId`, under its question; a regenerated one replaces the old. */
-function startReply(messageId) {
+/**
+ * Joey's bubble for the answer to `messageId`, under its question. `kind` is its reply_start's: a
+ * regenerate streams in place of the answer shown (kept as a version), a continue extends it.
+ */
+function startReply(messageId, kind = "answer") {
   if (session.reply) view.setState(session.reply.handle, "done");
-  const old = ui.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(messageId)}"]`);
-  if (old) old.remove();
-  setReply(messageId, view.addMessage("joey", "", messageId, "streaming"));
+  const old = view.reply(messageId);
+  if (old && kind === "continue") {
+    view.setState(old, "streaming");
+    view.setMeta(old, "");
+    setReply(messageId, old, { text: old.textNode.textContent, kind });
+    return;
+  }
+  if (old && kind === "regenerate") regenerating(messageId, old);
+  if (old) view.remove(old);
+  setReply(messageId, view.addMessage("joey", "", messageId, "streaming"), { kind });
 }
 
 function renderedKeys() {
@@ -121,11 +133,13 @@ export function onSession(frame) {
   requeueUnanswered(historyKeys, inFlight);
   const firstSeen = renderHistory(history, historyKeys, frame.session_id);
   showRatings(history);
+  showVersions(history, frame.limits);
   for (const item of line.queue.waiting) {
     if (!item.regenerate) item.handle = view.addMessage("user", item.text, item.id, "queued", item.time);
   }
-  // The reply still being written shows at once, under its question; its frames follow.
-  if (inFlight && !session.reply) startReply(inFlight.message_id);
+  // The reply still being written shows at once, under its question; its frames follow (a
+  // regenerate's or a continue's reply_start among them, which says what becomes of the answer shown).
+  if (inFlight && !session.reply && !view.reply(inFlight.message_id)) startReply(inFlight.message_id);
 
   // After a server restart the session's last_seq can be below ours: count from the server's.
   adopt(frame, inFlight ? session.sentLastSeq : Number(frame.last_seq) || 0);
@@ -147,7 +161,8 @@ export function onReplyStart(frame) {
   if (item && !item.regenerate) line.startAnswering(item);
   if (item && !item.regenerate) remember(session.stored?.session_id, session.stored?.token,
                                          { title: item.text, times: { [keyOf("user", item.id)]: item.time } });
-  if (session.reply?.messageId !== frame.message_id || frame.regenerate) startReply(frame.message_id);
+  const kind = frame.continue ? "continue" : frame.regenerate ? "regenerate" : "answer";
+  if (session.reply?.messageId !== frame.message_id || kind !== "answer") startReply(frame.message_id, kind);
   refresh();
 }
 
@@ -182,12 +197,14 @@ function finishReply(reply, frame, text) {
   reply.handle.row.dataset.finish = frame.finish_reason;
   if (!text) {
     view.remove(reply.handle);
+    if (reply.kind === "regenerate" && restoreShown(frame.message_id)) return;
     if (cancelled) view.notice("Stopped before Joey said anything.", "info", { row: view.question(frame.message_id) });
     return;
   }
   view.setText(reply.handle, text); // the authoritative final text
   view.setState(reply.handle, "done");
-  if (cancelled) view.setMeta(reply.handle, "Stopped");
+  offerContinue(reply.handle, frame.finish_reason);
+  replyEnded(reply.kind, frame.message_id, text, frame.finish_reason);
   const now = Date.now();
   view.setTime(reply.handle, now);
   remember(session.stored?.session_id, session.stored?.token, { times: { [keyOf("joey", frame.message_id)]: now } });

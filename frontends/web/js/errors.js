@@ -18,9 +18,11 @@ const ERROR_TEXT = {
   server_restarting: () => "Joey's server is restarting. Reconnecting…",
   model_error: () => "Joey couldn't come up with an answer. Try again?",
   nothing_to_regenerate: () => "There's nothing for Joey to answer again.",
+  nothing_to_continue: () => "Joey already finished that reply.",
   invalid_field: (f) => `That message could not be sent: ${f.message}.`,
 };
-const WARNINGS = new Set(["model_error", "server_restarting", "busy", "server_busy", "nothing_to_regenerate"]);
+const WARNINGS = new Set(["model_error", "server_restarting", "busy", "server_busy", "nothing_to_regenerate",
+                          "nothing_to_continue"]);
 const WAIT_AND_RESEND = new Set(["busy", "rate_limited", "server_busy"]); // not stored: the same id goes again
 
 let countdown = null; // the one "goes out in N s" notice: {row, timer}

@@ -10,7 +10,7 @@ let stored = loadSession(); // {session_id, token, last_seq} or null
 let appliedSeq = 0; // highest seq applied to the view
 let sentLastSeq = 0; // the last_seq of the resume in progress
 let maxChars = 1000; // the server's default, until its session frame says
-let reply = null; // the reply being streamed: {messageId, text, handle, cancelled}
+let reply = null; // the reply being streamed: {messageId, text, handle, cancelled, kind}
 
 export const session = Object.freeze({
   get stored() { return stored; },
@@ -77,9 +77,12 @@ export function forget() {
   reply = null;
 }
 
-/** The reply now being streamed (its bubble is `handle`), or null when none is. */
-export function setReply(messageId, handle = null) {
-  reply = messageId ? { messageId, text: "", handle, cancelled: false } : null;
+/**
+ * The reply now being streamed (its bubble is `handle`), or null when none is. `kind`, from its
+ * reply_start: "answer", "regenerate" or "continue" (its chunks extend `text`, what is shown).
+ */
+export function setReply(messageId, handle = null, { text = "", kind = "answer" } = {}) {
+  reply = messageId ? { messageId, text, handle, cancelled: false, kind } : null;
 }
 
 /** A chunk of the streamed reply: returns its text so far. */

@@ -94,6 +94,13 @@ export class ChatView {
     return this.log.querySelector(`.msg--user[data-message-id="${CSS.escape(messageId)}"]`);
   }
 
+  /** The handle of Joey's reply to `messageId`, if shown, as addMessage returned it. */
+  reply(messageId) {
+    const row = this.log.querySelector(`.msg--joey[data-message-id="${CSS.escape(messageId)}"]`);
+    return row && { row, textNode: row.querySelector(".msg__text"), meta: row.querySelector(".msg__meta"),
+                     tools: row.querySelector(".msg__tools") };
+  }
+
   /** Where Joey's answer to `messageId` goes: right under its question, above any message still waiting. */
   _placeReply(row, messageId) {
     const question = messageId && this.question(messageId);
