@@ -64,7 +64,7 @@ def load_generator(config: Config) -> JoeyGenerator:
             first_token_timeout_s=config.engine_first_token_timeout_s, token_timeout_s=config.engine_token_timeout_s,
             retries=config.engine_retries, retry_backoff_s=config.engine_retry_backoff_s,
             health_interval_s=config.engine_health_interval_s)
-        return JoeyGenerator.remote(base_urls(config.engine_url), files.base, config.engine_options().resolved(files),
+        return JoeyGenerator.remote(base_urls(config.engine_url), files.base, config.engine_options(),
                                     config.character(), settings)
     return JoeyGenerator.load(files.base, files.adapter or None, config.engine_options(), config.character(), files)
 

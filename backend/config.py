@@ -33,7 +33,7 @@ class Config:
     engine_threads: int = opt(_ENGINE.threads, "torch threads of the engine's passes; 0 = the preset's (smollm2 2, mini 1)")
     context_tokens: int = opt(_ENGINE.context, "prompt + reply token budget, the sheet included; the oldest turns go first")
     character_card: str = opt("", "the character sheet that opens every prompt ('' = characters/joey.md)")
-    recall: int = opt(_ENGINE.recall, "sheet facts recalled into a note before each reply; -1 = the preset's (smollm2 3, mini 0)")
+    recall: int = opt(_ENGINE.recall, "sheet facts recalled into a note before each reply, for an adapter trained with them (0 = none)")
     engine_dtype: str = opt(_ENGINE.dtype, "decode dtype: auto (fp32 without bf16 kernels, else the faster of the two), bf16, fp32")
     engine_compile: bool = opt(_ENGINE.compile, "torch.compile the decode and prefill passes at warm-up (minutes; docs/operations.md)")
     engine_process: bool = opt(_ENGINE.process, "run the engine in a child process, so the event loop and it never share a GIL")

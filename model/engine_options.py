@@ -1,7 +1,7 @@
 """How the engine runs: one frozen object, built once from the server's Config and passed whole.
 
 Every default lives here; ``backend/config.py`` reads its engine fields' defaults from this class,
-as it reads the sampling defaults from ``GenerationParams``. Three fields say "the preset's" (0, or -1 for recall):
+as it reads the sampling defaults from ``GenerationParams``. Two fields say "0 = the preset's":
 :meth:`EngineOptions.resolved` is the one place that fills them in.
 """
 
@@ -23,12 +23,11 @@ class EngineOptions:
     sentence_holdback: int = 16  # the last tokens before the limit stream whole sentences only (0 = off)
     prefix_cache: int = 32  # KV-cache slots that keep finished conversations for their next message
     process: bool = True  # the engine in a child process of its own (model/engine_process.py)
-    recall: int = -1  # sheet facts recalled into a note before each reply (model/recall.py); -1 = the preset's adapter's
+    recall: int = 0  # sheet facts recalled into a note before each reply (model/recall.py); only for an adapter trained with it
 
     def resolved(self, preset: Preset | None = None) -> "EngineOptions":
         """The preset's values where a field says 0 (a folder given as --base-model has none:
         the preset defaults then)."""
         preset = preset or Preset("", "", "", "")
         return replace(self, threads=self.threads or preset.engine_threads,
-                       prefill_chunk=self.prefill_chunk or preset.prefill_chunk,
-                       recall=(preset.recall if preset.adapter else 0) if self.recall < 0 else self.recall)
+                       prefill_chunk=self.prefill_chunk or preset.prefill_chunk)

@@ -8,7 +8,6 @@ weights is model/loading.py's.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import AsyncIterator, Protocol
 
 from model.character import Character, default_character
@@ -91,8 +90,7 @@ class JoeyGenerator:
         """Preset ``name``'s shipped weights (converting SmolLM2's base first, if set-up has not)."""
         preset = PRESETS[name]
         ensure_base(preset)
-        preset = preset if with_adapter else replace(preset, adapter="")
-        return cls.load(preset.base, preset.adapter or None, options, character, preset)
+        return cls.load(preset.base, preset.adapter if with_adapter else None, options, character, preset)
 
     @classmethod
     def remote(cls, urls: list[str], base: str, options: EngineOptions = EngineOptions(),

@@ -43,9 +43,6 @@ class Preset:
     # means this; model/engine.py): mini's cheap passes take a wave of messages at once, SmolLM2's
     # one message per step keeps its streams steady (docs/benchmarks.md).
     prefill_chunk: int = PREFILL_CHUNK
-    # Sheet facts recalled before each reply (Config.recall -1 means this): as many as its adapter
-    # was trained with (joey train --lora-recall); mini's plain-text prompt has no place for a note.
-    recall: int = 0
 
 
 PRESETS = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 
@@ -59,5 +58,4 @@ def test_the_generator_recalls_for_the_last_line_said_and_the_engine_gets_that_p
     text, finish = asyncio.run(ask())
     assert text and finish in ("stop", "length")
     assert gen.stats().prefill_tokens + gen.stats().reused_tokens == len(gen.prompt_ids(turns, GREEDY))
-    assert EngineOptions().resolved(PRESETS["mini"]).recall == 0
-    assert EngineOptions().resolved(dataclasses.replace(PRESETS["smollm2"], adapter="")).recall == 0  # no adapter, no note
+    assert EngineOptions().recall == 0  # off unless asked: the shipped adapter was trained without it

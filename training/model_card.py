@@ -234,11 +234,29 @@ Two cheaper levers, measured with the persona probe alone on the shipped adapter
 - **A recalled sheet line before Joey's turn**, as a short system note (the lorebook idea of
   character-chat apps), without training on it: persona fell to 0.30 (the line chosen by shared
   words) and 0.19 (chosen by MiniLM similarity). The adapter has never seen such a note, so it
-  is read as noise; it would need a training run of its own.
+  is read as noise.
+
+**The recalled note, trained in** (`model/recall.py`). Just before Joey's turn, a second system
+message holds the three facts of the sheet nearest in meaning to the last line said
+(all-MiniLM-L6-v2 cosine over the sheet's sentences and list items; for the evaluation's persona
+questions the note holds the answer 91% of the time). An adapter was trained with that note before
+every last supervised line, persona, memory and scene lines alike (`joey train --lora-recall 3
+--lora-context-tokens 768`, otherwise the shipped recipe, 62 minutes), and served with it
+(`--recall 3`). Measured with the persona and memory probes alone, the same seeds:
+
+| adapter | persona | persona, greedy | memory |
+| --- | --- | --- | --- |
+| shipped | 0.63 | 0.73 | 0.86 |
+| trained and served with the recalled note | 0.65 | 0.72 | 0.77 |
+
+Persona moved within noise and memory fell. The misses show the model not copying from the note
+it was given: asked who Monica married, with "Monica Geller, a chef, who married Chandler" two
+lines up, it says "Rachel!". So the adapter stays as shipped and the note is off by default; the
+code stays for a base that copies better (`--recall`, `--lora-recall`).
 
 The levers left untried in this budget: LoRA on all 30 layers (a run was started and stopped:
-on a machine shared with the test suite a step took 35-75 s instead of 15), the recalled note
-trained in, and scene windows weighted up to restore relevance.
+on a machine shared with the test suite a step took 35-75 s instead of 15), a larger base, and
+scene windows weighted up to restore relevance.
 
 ### Sampling defaults, chosen by measurement
 The server's defaults ({sampling}) were chosen from sweeps on the same held-out lines

@@ -45,10 +45,10 @@ class TrainConfig:
     lora_min_relevance: float = opt(0.12, "leave out Joey lines less related to the line they answer (all-MiniLM-L6-v2 cosine): the adapter answers as closely as the lines it learns from (0 = keep all; mini: 0)")
     lora_min_style: float = opt(0.47, "leave out Joey lines the style classifier scores under this P(joey) (anyone's lines, \"Okay, what happened?\"): they pull the voice towards the average friend (0 = keep all; mini: 0)")
     lora_context_turns: int = opt(10, "a scene window reaches 1..N turns before its first supervised Joey line")
-    lora_context_tokens: int = opt(768, "token budget of an example, the system prompt and sheet included; older turns are dropped first")
+    lora_context_tokens: int = opt(704, "token budget of an example, the system prompt and sheet included; older turns are dropped first")
     lora_persona_chats: int = opt(1500, "synthetic conversations asking about Joey's life, answered from the sheet (training/chats.py)")
     lora_memory_chats: int = opt(1500, "synthetic conversations that state facts about the user and later ask for one")
-    lora_recall: int = opt(3, "sheet facts recalled into a note before each supervised reply, as serving does (0 = none; mini: 0)")
+    lora_recall: int = opt(0, "sheet facts recalled into a note before each supervised reply; serve such an adapter with --recall N (docs/MODEL.md)")
     lora_reply_tokens: int = opt(64, "longer Joey lines are cut (and then teach no end of turn)")
     eval_every: int = opt(40, "steps between validation losses (logged and plotted)")
 
