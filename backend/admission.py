@@ -42,6 +42,7 @@ class Admission:
     def __init__(self, config: Config):
         self.config = config
         self.reply_s = INITIAL_REPLY_S  # moving average of how long a reply holds its engine slot
+        self.ended = 0  # replies measured: until a batch's worth, reply_s is mostly the guess
         self.promised = 0.0  # monotonic time the last refused reply was told to come back
         self.turns: deque[float] = deque(maxlen=config.max_batch)  # when waiting replies got slots
 
@@ -53,7 +54,7 @@ class Admission:
         wait already, nor when it would wait longer than ``max_queue_wait_s`` for its slot."""
         queued = self.queued(replies_in_flight + 1)  # counting the one asking to start
         per_slot_s = self.per_slot_s()
-        within_wait = math.floor(self.config.max_queue_wait_s / per_slot_s) if per_slot_s > 0 else queued
+        within_wait = math.floor(self.wait_bound_s() / per_slot_s) if per_slot_s > 0 else queued
         excess = queued - min(self.config.max_queued_replies, within_wait)
         if queued and excess > 0:
             # Each refused reply is told a later time than the one before, a slot apart: a crowd
@@ -118,8 +119,15 @@ class Admission:
             return by_hold
         return max(by_hold, (now - self.turns[0]) / len(self.turns))
 
+    def wait_bound_s(self) -> float:
+        """``max_queue_wait_s``; half of it until a batch of replies has been measured, because a
+        fresh server's first crowd waits on the guessed pace, and a loaded machine misses it."""
+        measured = self.ended >= self.config.max_batch
+        return self.config.max_queue_wait_s if measured else self.config.max_queue_wait_s / 2
+
     def turn_taken(self) -> None:
         self.turns.append(time.monotonic())
 
     def reply_ended(self, duration_s: float) -> None:
+        self.ended += 1
         self.reply_s = 0.9 * self.reply_s + 0.1 * duration_s

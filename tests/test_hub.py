@@ -209,7 +209,7 @@ async def test_server_busy_when_the_queue_is_long(make_hub):
 async def test_server_busy_when_a_reply_would_wait_too_long_and_retry_after_says_when_it_would_not(make_hub):
     hub, _ = make_hub(delay=0.05, max_batch=2, max_queue_wait_s=10)
     sessions = [hub.open() for _ in range(9)]
-    hub.admission.reply_s = 4.0  # replies hold a slot 4 s: a slot frees every 2 s
+    hub.admission.reply_s, hub.admission.ended = 4.0, 2  # measured: replies hold a slot 4 s, one frees every 2 s
     for s in sessions[:7]:  # 2 decode, 5 wait (the fifth waits 10 s)
         hub.send(s, "a", "long " * 20)
     refused = []
@@ -229,6 +229,19 @@ async def test_server_busy_when_a_reply_would_wait_too_long_and_retry_after_says
     with pytest.raises(ProtocolError) as err:
         hub.send(sessions[8], "a", "hi")
     assert err.value.code is ErrorCode.SERVER_BUSY
+
+
+async def test_until_a_batch_of_replies_is_measured_half_the_wait_bound_admits(make_hub):
+    hub, _ = make_hub(delay=0.05, max_batch=2, max_queue_wait_s=10)
+    sessions = [hub.open() for _ in range(6)]
+    # The guess (5 s a reply, a slot every 2.5 s) admits 2 waiting within 5 s, not 4 within 10 s.
+    for s in sessions[:4]:
+        hub.send(s, "a", "long " * 20)
+    with pytest.raises(ProtocolError) as err:
+        hub.send(sessions[4], "a", "hi")
+    assert err.value.code is ErrorCode.SERVER_BUSY
+    hub.admission.ended = 2  # a batch's worth of replies measured: the whole bound holds
+    hub.send(sessions[4], "a", "hi")
 
 
 async def test_history_is_bounded(make_hub):

@@ -3,8 +3,10 @@
 - backend/ws_protocol.py subclasses uvicorn's sans-I/O WebSocket protocol and replaces three of
   its methods.
 - model/compiled.py wraps torch inductor's ``GraphLowering.allocate_non_dup_const_name``.
+- frontends/telegram/http_server.py runs uvicorn's ``Server._serve``, ``serve`` without its signal
+  handlers (the standalone bot's own handlers stop it).
 
-Neither is a public API, so a new version may change them without notice. Each is pinned to one
+None is a public API, so a new version may change them without notice. Each is pinned to one
 version in pyproject.toml, and these tests fail when the installed version or the code relied on
 differs: the upstream methods' sources (by digest), the state the overrides touch, and the
 upstream behaviour each one works around. After an upgrade, re-read the override against the new
@@ -46,6 +48,14 @@ def test_uvicorn_is_the_pinned_version():
     import uvicorn
 
     assert uvicorn.__version__ == pinned("uvicorn")
+
+
+def test_uvicorn_serve_is_its_signal_handlers_around_the_serve_the_telegram_bot_calls():
+    import uvicorn
+
+    # frontends/telegram/http_server.py calls _serve([sock]) to skip only capture_signals().
+    assert digest(uvicorn.Server.serve) == "112ef41af52167e3" and digest(uvicorn.Server._serve) == "4575b7a50adfede8"
+    assert list(inspect.signature(uvicorn.Server._serve).parameters) == ["self", "sockets"]
 
 
 @pytest.mark.parametrize("name", sorted(UVICORN_DIGESTS))
