@@ -1,8 +1,8 @@
 """The hub streaming from a real vLLM server (vLLM for CPUs, var/vllm-venv, scripts/setup_vllm.sh)
 serving SmolLM2 with the shipped Joey LoRA as model ``joey`` on a loopback port.
 
-One vLLM per module (it takes a minute to start on two busy cores); the first test stops and
-starts it twice on purpose. The one fault a real vLLM will not show on demand, 429/503, comes
+One vLLM per module, started once (it takes half a minute or more on two cores): the first test
+starts it after the hub, which waits for it, and the last kills it mid-reply. The one fault a real vLLM will not show on demand, 429/503, comes
 from a relay in front of it that refuses the first requests and relays the rest.
 """
 
@@ -85,8 +85,8 @@ async def text_of(reply) -> str:
 
 
 # --- the engine down at start, then dying mid-reply: first, so its starts serve the module --------
-async def test_the_hub_waits_for_its_engine_and_a_reply_cut_by_its_death_fails_cleanly(vllm):
-    vllm.stop()
+async def test_the_hub_waits_for_its_engine_and_answers_once_it_is_up(vllm):
+    vllm.stop()  # not started yet: the hub starts first
     config = remote_config(vllm.url, max_new_tokens=40, min_new_tokens=40, engine_retries=1)
     with RunningServer(config) as server:
         async with httpx.AsyncClient(base_url=server.http) as http:
@@ -96,30 +96,14 @@ async def test_the_hub_waits_for_its_engine_and_a_reply_cut_by_its_death_fails_c
             await asyncio.to_thread(vllm.start)
             assert await until(lambda: httpx.get(f"{server.http}/readyz").status_code == 200, 5)
             async with connect(server.url) as c:
-                session = await c.open(name="Rachel")
+                await c.open(name="Rachel")
                 first, _ = await c.ask("Joey, do you want some pizza?", "m1")
                 assert first["finish_reason"] == "length" and first["tokens"] == 40 and first["text"]
-                await c.streaming("Tell me about your acting career.", "m2")
-                await asyncio.to_thread(vllm.kill)
-                error, _ = await c.until("error")
-                assert error["code"] == "model_error" and error["message_id"] == "m2"
-                cut, _ = await c.until("reply_end")
-                assert cut["message_id"] == "m2" and cut["finish_reason"] == "error"
-                ready = await http.get("/readyz")
-                assert ready.status_code == 503 and vllm.url in ready.json()["engine"]["reason"]
-                await asyncio.to_thread(vllm.start)
-                assert await until(lambda: httpx.get(f"{server.http}/readyz").status_code == 200, 5)
-                back, _ = await c.ask("Sorry, where were we?", "m3")
-                assert back["finish_reason"] == "length" and back["text"]
                 # Nothing is answered twice: a resent id gets its first answer, and vLLM no new request.
-                finished = server.app.state.generator.stats().requests_finished
-                await c.send(type="message", id="m3", text="Sorry, where were we?")
+                await c.send(type="message", id="m1", text="Joey, do you want some pizza?")
                 again, frames = await c.until("reply_end")
-                assert again["text"] == back["text"] and not [f for f in frames if f["type"] == "chunk"]
-                assert server.app.state.generator.stats().requests_finished == finished == {"length": 2, "error": 1}
-        history = server.hub.sessions[session["session_id"]].history
-        asked = [turn["text"] for turn in history if turn["role"] != "joey"]
-        assert asked == ["Joey, do you want some pizza?", "Tell me about your acting career.", "Sorry, where were we?"]
+                assert again["text"] == first["text"] and not [f for f in frames if f["type"] == "chunk"]
+                assert server.app.state.generator.stats().requests_finished == {"length": 1}
 
 
 # --- the same prompt, the same replies -------------------------------------------------------------
@@ -131,14 +115,14 @@ async def test_greedy_replies_from_vllm_equal_ours_except_at_near_ties(vllm):
     up(vllm)
     # No sentence holdback: each text is then exactly its tokens, cut by the limit or not.
     remote = remote_generator(vllm.url, sentence_holdback=0)
-    ours = JoeyGenerator.from_preset("smollm2", options=EngineOptions(context=1024, max_batch=2, threads=1,
+    ours = JoeyGenerator.from_preset("smollm2", options=EngineOptions(context=1024, max_batch=len(PROMPTS), threads=1,
                                                                       sentence_holdback=0, process=False))
     remote.start(), ours.start()
     try:
         assert await asyncio.to_thread(ours.engine.wait_ready, 300)
         turns = [[Turn("Ross", text)] for text in PROMPTS]
-        theirs = [await text_of(remote.stream(t, GREEDY)) for t in turns]
-        mine = [await text_of(ours.stream(t, GREEDY)) for t in turns]
+        theirs = await asyncio.gather(*(text_of(remote.stream(t, GREEDY)) for t in turns))
+        mine = await asyncio.gather(*(text_of(ours.stream(t, GREEDY)) for t in turns))
     finally:
         remote.stop(), ours.stop()
     reference, tokenizer = load_merged(str(BASE), str(ADAPTER))  # fp32, the adapter merged
@@ -286,3 +270,23 @@ async def test_two_engine_urls_share_the_load_by_requests_in_flight(vllm):
             assert await until(lambda: vllm.metric("vllm:num_requests_running") == 0, 5) and relay.open == 0
         finally:
             gen.stop()
+
+
+# --- last, because it leaves vLLM dead (a restart costs half a minute) -----------------------------
+async def test_a_reply_cut_by_the_engines_death_fails_cleanly_and_readyz_says_why(vllm):
+    up(vllm)
+    with RunningServer(remote_config(vllm.url, max_new_tokens=40, min_new_tokens=40, engine_retries=1)) as server:
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            async with connect(server.url) as c:
+                session = await c.open(name="Rachel")
+                await c.streaming("Tell me about your acting career.", "m2")
+                await asyncio.to_thread(vllm.kill)
+                error, _ = await c.until("error")
+                assert error["code"] == "model_error" and error["message_id"] == "m2"
+                cut, _ = await c.until("reply_end")
+                assert cut["message_id"] == "m2" and cut["finish_reason"] == "error"
+                ready = await http.get("/readyz")
+                assert ready.status_code == 503 and vllm.url in ready.json()["engine"]["reason"]
+                assert server.app.state.generator.stats().requests_finished == {"error": 1}
+        history = server.hub.sessions[session["session_id"]].history
+        assert [turn["text"] for turn in history if turn["role"] != "joey"] == ["Tell me about your acting career."]

@@ -31,7 +31,7 @@ def serve_process(tiny_model, tmp_path, port: int, grace_s: float, max_batch: in
     return ChildServer(
         [sys.executable, "-m", "backend.cli", "serve", "--base-model", str(base), "--adapter", str(lora),
          "--port", str(port), *(state or ["--state-path", str(tmp_path / "sessions.db")]), "--max-batch", str(max_batch),
-         "--shutdown-grace-s", str(grace_s), "--max-replies-per-client", "100", "--temperature", "0", "--min-new-tokens", str(TOKENS),
+         "--shutdown-grace-s", str(grace_s), "--max-replies-per-client", "100", "--max-queue-wait-s", "300", "--temperature", "0", "--min-new-tokens", str(TOKENS),
          "--max-new-tokens", str(TOKENS)], port, start_timeout=120, stop_signal=signal.SIGKILL)
 
 

@@ -9,7 +9,7 @@ from bench import soak
 
 def test_a_short_soak_loses_and_duplicates_nothing(tiny_model, tmp_path):
     base, adapter = tiny_model
-    sessions, idle, drop_every, minutes = 6, 30, 2, 0.25
+    sessions, idle, drop_every, minutes = 6, 30, 2, 0.15
     code = soak.main(["--minutes", str(minutes), "--sessions", str(sessions), "--idle", str(idle),
                       "--drop-every", str(drop_every), "--base-model", str(base), "--adapter", str(adapter),
                       "--json", str(tmp_path / "soak.json")])
