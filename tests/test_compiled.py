@@ -25,11 +25,31 @@ def test_dtype_setting_is_obeyed_and_auto_picks_one_of_the_two(tiny_model):
         choose_dtype("fp16", hf, 4)
 
 
-def test_the_compiled_passes_give_the_eager_logits_for_one_row_and_for_a_batch(tiny_model):
+def test_passes_compiled_on_the_engines_own_thread_run_packed_and_give_the_eager_logits(tiny_model):
+    """The engine compiles on its own thread, and inductor's settings are per thread: freezing set
+    on the thread that loaded the model was silently off there, and every step ran unpacked bf16
+    matmuls (2.3x slower for mini at batch 1). Packed weights are the sign that freezing ran: in
+    bf16 where oneDNN has bf16 kernels, else in fp32 (MKL's packing), as dtype auto would choose.
+    The same compile then answers one row and a batch as the eager passes do."""
+    dtype = torch.bfloat16 if native_bf16() else torch.float32
     hf = load_hf(tiny_model)
-    eager, compiled = (LeanLlama(hf, max_slots=3, max_len=64, dtype=torch.bfloat16) for _ in range(2))
+    eager, compiled = (LeanLlama(hf, max_slots=3, max_len=64, dtype=dtype) for _ in range(2))
     compile_passes(compiled)
-    warm_up(compiled, 3)  # compiles the one-row and the many-row graphs of both passes
+    failures = []
+
+    def engine_thread():
+        try:
+            torch._inductor.config.force_disable_caches = True  # this thread only: the passes must run
+            warm_up(compiled, 3)  # compiles the one-row and the many-row graphs of both passes
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    counters.clear()
+    thread = threading.Thread(target=engine_thread)
+    thread.start()
+    thread.join()
+    assert not failures
+    assert counters["inductor"]["mkldnn_linear_weight_pack_matcher_count"] > 0
     prompts = [[1, 5, 9, 14], [1, 30, 31], [7, 8, 9, 10, 11]]
 
     def close(got, want):
@@ -50,31 +70,6 @@ def test_the_compiled_passes_give_the_eager_logits_for_one_row_and_for_a_batch(t
     assert compiled.packed is None
     one = [lean.prefill(2, [5], start=len(prompts[2]) + 1) for lean in (eager, compiled)]
     assert close(one[1], one[0])
-
-
-def test_a_step_compiled_on_its_own_thread_runs_on_packed_weights(tiny_model):
-    """The engine compiles on its own thread, and inductor's settings are per thread: freezing set
-    on the thread that loaded the model was silently off there, and every step ran unpacked bf16
-    matmuls (2.3x slower for mini at batch 1). Packed weights are the sign that freezing ran: in
-    bf16 where oneDNN has bf16 kernels, else in fp32 (MKL's packing), as dtype auto would choose."""
-    dtype = torch.bfloat16 if native_bf16() else torch.float32
-    lean = LeanLlama(load_hf(tiny_model), max_slots=2, max_len=32, dtype=dtype)
-    compile_passes(lean)
-    failures = []
-
-    def engine_thread():
-        try:
-            torch._inductor.config.force_disable_caches = True  # this thread only: the passes must run
-            warm_up(lean, 1)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            failures.append(exc)
-
-    counters.clear()
-    thread = threading.Thread(target=engine_thread)
-    thread.start()
-    thread.join()
-    assert not failures
-    assert counters["inductor"]["mkldnn_linear_weight_pack_matcher_count"] > 0
 
 
 def test_a_second_compile_reuses_the_compiled_code_and_keeps_its_own_weights(tiny_model, tmp_path, monkeypatch):
