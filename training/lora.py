@@ -102,7 +102,7 @@ def chat_example(tok, chat: synthetic.Chat, cfg: TrainConfig, character: Charact
     """As many of the latest turns as fit ``lora_context_tokens`` after the system prompt (which
     :class:`Sheet` puts in front); None when the last supervised line does not fit. ``note``, the
     recalled sheet lines, goes before the last supervised line, where serving puts it."""
-    pieces, last = [], max(i for i, s in enumerate(chat.supervised) if s) if any(chat.supervised) else -1
+    pieces, last = [], last_supervised(chat, -1)
     for i, (turn, supervised) in enumerate(zip(chat.turns, chat.supervised)):
         if supervised:
             ask = (note_ids(tok, note) if i == last else []) + ask_ids(tok, character.name)
@@ -163,9 +163,13 @@ def scene_chats(scenes: list[corpus.Scene], kept: list[corpus.JoeyPair], cfg: Tr
     return out
 
 
+def last_supervised(chat: synthetic.Chat, default: int) -> int:
+    return max((i for i, s in enumerate(chat.supervised) if s), default=default)
+
+
 def last_said(chat: synthetic.Chat, bot_name: str) -> str:
     """What was said last before the chat's last supervised line: the text serving recalls for."""
-    last = max(i for i, s in enumerate(chat.supervised) if s) if any(chat.supervised) else len(chat.turns)
+    last = last_supervised(chat, len(chat.turns))
     return next((t.text for t in reversed(chat.turns[:last]) if t.speaker != bot_name), "")
 
 
